@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing Switchboard needs and is missing: Debian/Ubuntu packages
+# (as root, or through sudo) and a Rust toolchain new enough for the workspace. Idempotent and
+# quick when everything is already there.
+. "$(dirname "$0")/common.sh"
+
+APT_PACKAGES=(build-essential pkg-config ca-certificates curl)
+MIN_RUST_MINOR=88
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing system packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+rust_minor() { rustc --version 2>/dev/null | sed -E 's/^rustc 1\.([0-9]+).*/\1/'; }
+if ! command -v cargo >/dev/null || [ "$(rust_minor || echo 0)" -lt "$MIN_RUST_MINOR" ]; then
+  if command -v rustup >/dev/null; then
+    log "updating the Rust toolchain with rustup"
+    rustup toolchain install stable --profile minimal -c rustfmt -c clippy
+    rustup default stable
+  else
+    log "installing Rust with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt -c clippy
+    . "$HOME/.cargo/env"
+  fi
+fi
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 && command -v rustup >/dev/null; then
+    rustup component add "$component"
+  fi
+done

@@ -1,0 +1,374 @@
+//! The headless CLI's arguments and commands (binary-only module): parse, call the engine, print.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use switchboard::import::{self, ImportSource, Places, PlanAction};
+use switchboard::registry::model::{Launch, RemoteKind, ServerEntry, ServerName};
+use switchboard::registry::{Registry, RegistryOptions, RegistrySnapshot, resolve_config_dir};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Keeps your MCP connectors healthy and fast"
+)]
+pub struct Cli {
+    /// Where servers.json lives (default: the platform config dir, e.g. ~/.config/switchboard).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_CONFIG_DIR",
+        value_name = "DIR"
+    )]
+    config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List, add, remove, toggle, import and export servers.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Show every server.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a remote (--url) or stdio (--command) server.
+    Add(AddArgs),
+    /// Remove a server.
+    Remove { name: ServerName },
+    /// Turn a server on.
+    Enable { name: ServerName },
+    /// Turn a server off (it stays in the registry).
+    Disable { name: ServerName },
+    /// Import servers from Claude Desktop, Cursor, VS Code, Windsurf, Zed, the old registry or a file.
+    Import {
+        /// claude | cursor | vscode | windsurf | zed | cortex | PATH (default: every client found).
+        #[arg(long, value_name = "SOURCE")]
+        from: Option<ImportSource>,
+        /// Show what would be added, skipped or refused, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the enabled servers in another client's config shape.
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Claude)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// `{"mcpServers": {…}}`, read by Claude Desktop, Cursor and Windsurf.
+    Claude,
+}
+
+#[derive(Args)]
+struct AddArgs {
+    name: ServerName,
+    /// URL of a remote server.
+    #[arg(long, conflicts_with_all = ["command", "args", "env"], required_unless_present = "command")]
+    url: Option<String>,
+    /// Transport of a remote server.
+    #[arg(long = "type", value_enum, default_value_t = RemoteType::Http, requires = "url")]
+    kind: RemoteType,
+    /// A header sent to a remote server, as NAME=VALUE (repeatable).
+    #[arg(long = "header", value_name = "K=V", value_parser = key_value, requires = "url")]
+    headers: Vec<(String, String)>,
+    /// Program to run for a stdio server.
+    #[arg(long)]
+    command: Option<String>,
+    /// An argument for the program (repeatable, in order).
+    #[arg(
+        long = "arg",
+        value_name = "A",
+        allow_hyphen_values = true,
+        requires = "command"
+    )]
+    args: Vec<String>,
+    /// An environment variable for the program, as NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = key_value, requires = "command")]
+    env: Vec<(String, String)>,
+    /// Working directory for the program.
+    #[arg(long, requires = "command")]
+    cwd: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Add the server switched off.
+    #[arg(long)]
+    disabled: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RemoteType {
+    Http,
+    Sse,
+}
+
+fn key_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{raw:?} is not NAME=VALUE"))
+}
+
+impl AddArgs {
+    fn entry(self) -> ServerEntry {
+        let launch = match (self.url, self.command) {
+            (Some(url), _) => Launch::Remote {
+                url,
+                kind: match self.kind {
+                    RemoteType::Http => RemoteKind::Http,
+                    RemoteType::Sse => RemoteKind::Sse,
+                },
+                headers: self.headers.into_iter().collect(),
+            },
+            (None, command) => Launch::Stdio {
+                command: command.unwrap_or_default(),
+                args: self.args,
+                env: self.env.into_iter().collect(),
+                cwd: self.cwd,
+            },
+        };
+        ServerEntry {
+            enabled: !self.disabled,
+            tags: self.tags,
+            ..ServerEntry::new(launch)
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let dir = resolve_config_dir(cli.config_dir.as_deref())
+        .context("cannot tell where the config dir is; pass --config-dir DIR")?;
+    match cli.command {
+        Command::Registry(command) => registry_command(dir, command).await,
+    }
+}
+
+async fn registry_command(dir: PathBuf, command: RegistryCommand) -> Result<()> {
+    let registry = Registry::open(RegistryOptions {
+        watch: false, // one command, then exit: nothing to watch for
+        ..RegistryOptions::in_dir(&dir)
+    })
+    .await?;
+    match command {
+        RegistryCommand::List { json } => print_list(&registry.snapshot(), json),
+        RegistryCommand::Add(args) => {
+            let name = args.name.clone();
+            let entry = args.entry();
+            let described = describe(&entry.redacted().launch);
+            registry.add(name.clone(), entry).await?;
+            println!("added {name} ({described})");
+        }
+        RegistryCommand::Remove { name } => {
+            registry.remove(name.clone()).await?;
+            println!("removed {name}");
+        }
+        RegistryCommand::Enable { name } => {
+            registry.set_enabled(name.clone(), true).await?;
+            println!("enabled {name}");
+        }
+        RegistryCommand::Disable { name } => {
+            registry.set_enabled(name.clone(), false).await?;
+            println!("disabled {name}");
+        }
+        RegistryCommand::Import { from, dry_run } => import(&registry, from, dry_run).await?,
+        RegistryCommand::Export {
+            format: ExportFormat::Claude,
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&export_claude(&registry.snapshot()))?
+            );
+        }
+    }
+    // Returns once servers.json holds the edit, so the next reader sees it in the file too.
+    registry.close().await?;
+    Ok(())
+}
+
+fn describe(launch: &Launch) -> String {
+    match launch {
+        Launch::Stdio { command, args, .. } => {
+            format!(
+                "stdio: {}",
+                [command.as_str()]
+                    .into_iter()
+                    .chain(args.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        }
+        Launch::Remote { url, kind, .. } => format!("{}: {url}", kind.as_str()),
+    }
+}
+
+fn print_list(snapshot: &RegistrySnapshot, json: bool) {
+    if json {
+        let rows: Vec<Value> = snapshot
+            .servers
+            .iter()
+            .map(|(name, entry)| {
+                let mut row = json!({
+                    "name": name,
+                    "enabled": entry.enabled,
+                    "transport": entry.launch.transport(),
+                    "tags": entry.tags,
+                });
+                // Values of env and headers may be secrets: only their names are shown.
+                match &entry.launch {
+                    Launch::Stdio {
+                        command,
+                        args,
+                        env,
+                        cwd,
+                    } => {
+                        row["command"] = json!(command);
+                        row["args"] = json!(args);
+                        row["env"] = json!(env.keys().collect::<Vec<_>>());
+                        row["cwd"] = json!(cwd);
+                    }
+                    Launch::Remote { url, headers, .. } => {
+                        row["url"] = json!(url);
+                        row["headers"] = json!(headers.keys().collect::<Vec<_>>());
+                    }
+                }
+                row
+            })
+            .collect();
+        println!("{}", Value::Array(rows));
+        return;
+    }
+    if snapshot.servers.is_empty() {
+        println!("no servers yet: `switchboard registry add` or `switchboard registry import`");
+        return;
+    }
+    let width = snapshot
+        .servers
+        .keys()
+        .map(|n| n.as_str().chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("{:width$}  {:8}  TARGET", "NAME", "STATE");
+    for (name, entry) in &snapshot.servers {
+        let state = if entry.enabled { "enabled" } else { "disabled" };
+        println!(
+            "{:width$}  {state:8}  {}",
+            name.as_str(),
+            describe(&entry.launch)
+        );
+    }
+}
+
+async fn import(registry: &Registry, from: Option<ImportSource>, dry_run: bool) -> Result<()> {
+    let places = Places::detect().context("cannot tell where the home directory is")?;
+    let found = match &from {
+        Some(source) => import::read_sources(source, &places)?,
+        None => {
+            let configs = import::detect_all(&places);
+            if configs.is_empty() {
+                bail!(
+                    "found no Claude Desktop, Cursor, VS Code, Windsurf, Zed or cortex-os config; use --from PATH"
+                );
+            }
+            configs
+                .into_iter()
+                .map(|(kind, path)| import::read_config(&path, Some(kind)))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let plan = import::plan(&registry.snapshot(), found);
+    let (mut adds, mut same, mut clashes, mut invalid) = (0, 0, 0, 0);
+    for item in &plan.items {
+        let origin = item.origin.display();
+        match &item.action {
+            PlanAction::Add(entry) => {
+                adds += 1;
+                println!(
+                    "+ add        {}  ({})  from {origin}",
+                    item.name,
+                    describe(&entry.redacted().launch)
+                );
+            }
+            PlanAction::Unchanged => {
+                same += 1;
+                println!("= unchanged  {}  from {origin}", item.name);
+            }
+            PlanAction::Conflict(why) => {
+                clashes += 1;
+                println!(
+                    "! conflict   {}: {why}; not imported (from {origin})",
+                    item.name
+                );
+            }
+            PlanAction::Invalid(why) => {
+                invalid += 1;
+                println!("x invalid    {}: {why} (in {origin})", item.name);
+            }
+        }
+        for secret in &item.secrets {
+            println!(
+                "      secret in {secret}: stored in servers.json (mode 0600); prefer an environment variable"
+            );
+        }
+        for note in &item.notes {
+            println!("      note: {note}");
+        }
+    }
+    let verb = if dry_run { "would add" } else { "added" };
+    println!("{verb} {adds}, unchanged {same}, conflicts {clashes}, invalid {invalid}");
+    if !dry_run && adds > 0 {
+        registry.apply(plan.edits()).await?;
+    }
+    Ok(())
+}
+
+/// The enabled servers as `{"mcpServers": {…}}`, with only the fields other clients know.
+fn export_claude(snapshot: &RegistrySnapshot) -> Value {
+    let servers: serde_json::Map<String, Value> = snapshot
+        .servers
+        .iter()
+        .filter(|(_, entry)| entry.enabled)
+        .map(|(name, entry)| {
+            let value = match &entry.launch {
+                Launch::Stdio {
+                    command,
+                    args,
+                    env,
+                    cwd,
+                } => {
+                    let mut v = json!({ "command": command, "args": args });
+                    if !env.is_empty() {
+                        v["env"] = json!(env);
+                    }
+                    if let Some(cwd) = cwd {
+                        v["cwd"] = json!(cwd);
+                    }
+                    v
+                }
+                Launch::Remote { url, kind, headers } => {
+                    let mut v = json!({ "type": kind.as_str(), "url": url });
+                    if !headers.is_empty() {
+                        v["headers"] = json!(headers);
+                    }
+                    v
+                }
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    json!({ "mcpServers": servers })
+}

@@ -1,0 +1,17 @@
+//! Switchboard's engine: keeps a developer's MCP connectors healthy and fast.
+//!
+//! Data flows one way. Two sources — the connector manifest and the user's server [`registry`] —
+//! add up to the desired set of connectors; the sync engine reconciles running sessions against
+//! it; the tool catalog, health and latency figures are read from one snapshot plus an event
+//! stream by the tray app, the CLI and the metrics endpoint. Edits flow back through one door, the
+//! registry API, which is the only writer of state on disk.
+//!
+//! This crate never depends on a GUI toolkit: the Tauri shell (`src-tauri/`) and the headless CLI
+//! (`src/main.rs`) are both thin layers over it.
+
+/// Crash-safe file writes (temp, fsync, rename, fsync dir), 0600 by default.
+pub mod durable;
+/// Reading other MCP clients' configs and previewing what importing them changes.
+pub mod import;
+/// The user's server registry: journaled, debounced, locked, watched `servers.json`.
+pub mod registry;

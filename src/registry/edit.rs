@@ -1,0 +1,204 @@
+//! Edits: the only way the registry changes, journaled exactly as they are applied.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{ConnectorOverride, ServerEntry, ServerName, ServersFileV1};
+
+/// One change to the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Edit {
+    /// Adds a server; fails if the name is taken.
+    Add {
+        name: ServerName,
+        entry: ServerEntry,
+    },
+    /// Adds or replaces a server.
+    Upsert {
+        name: ServerName,
+        entry: ServerEntry,
+    },
+    /// Removes a server; fails if there is none of that name.
+    Remove { name: ServerName },
+    /// Turns a server on or off; fails if there is none of that name.
+    SetEnabled { name: ServerName, enabled: bool },
+    /// Sets (or with `None` clears) the manual toggle of a manifest connector.
+    SetOverride {
+        connector: String,
+        enabled: Option<bool>,
+    },
+}
+
+/// Why an edit could not be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EditRejected {
+    #[error("a server named {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("no server named {0:?}")]
+    NotFound(String),
+    #[error("server {name:?}: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("connector id {0:?} is empty or has control characters")]
+    InvalidConnector(String),
+}
+
+impl Edit {
+    /// Applies one edit to `file`, or says why it does not apply and leaves `file` as it was.
+    pub fn apply(&self, file: &mut ServersFileV1) -> Result<(), EditRejected> {
+        match self {
+            Edit::Add { name, entry } => {
+                if file.mcp_servers.contains_key(name) {
+                    return Err(EditRejected::AlreadyExists(name.to_string()));
+                }
+                check_entry(name, entry)?;
+                file.mcp_servers.insert(name.clone(), entry.clone());
+            }
+            Edit::Upsert { name, entry } => {
+                check_entry(name, entry)?;
+                file.mcp_servers.insert(name.clone(), entry.clone());
+            }
+            Edit::Remove { name } => {
+                file.mcp_servers
+                    .shift_remove(name)
+                    .ok_or_else(|| EditRejected::NotFound(name.to_string()))?;
+            }
+            Edit::SetEnabled { name, enabled } => {
+                file.mcp_servers
+                    .get_mut(name)
+                    .ok_or_else(|| EditRejected::NotFound(name.to_string()))?
+                    .enabled = *enabled;
+            }
+            Edit::SetOverride { connector, enabled } => {
+                if connector.is_empty() || connector.chars().any(char::is_control) {
+                    return Err(EditRejected::InvalidConnector(connector.clone()));
+                }
+                match enabled {
+                    Some(on) => {
+                        file.connector_overrides
+                            .entry(connector.clone())
+                            .or_insert_with(|| ConnectorOverride {
+                                enabled: None,
+                                extra: Default::default(),
+                            })
+                            .enabled = Some(*on);
+                    }
+                    None => {
+                        file.connector_overrides.shift_remove(connector);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a journaled edit during replay. The edit was valid when it was written; if an
+    /// external change to `servers.json` since made it moot (its server is gone), it is skipped.
+    pub fn replay(&self, file: &mut ServersFileV1) {
+        let outcome = match self {
+            Edit::Add { name, entry } => Edit::Upsert {
+                name: name.clone(),
+                entry: entry.clone(),
+            }
+            .apply(file),
+            other => other.apply(file),
+        };
+        if let Err(reason) = outcome {
+            tracing::warn!(%reason, "journaled edit no longer applies; skipped");
+        }
+    }
+}
+
+/// Applies a batch all or nothing.
+pub fn apply_batch(edits: &[Edit], file: &mut ServersFileV1) -> Result<(), EditRejected> {
+    if let [single] = edits {
+        return single.apply(file);
+    }
+    let mut trial = file.clone();
+    for edit in edits {
+        edit.apply(&mut trial)?;
+    }
+    *file = trial;
+    Ok(())
+}
+
+fn check_entry(name: &ServerName, entry: &ServerEntry) -> Result<(), EditRejected> {
+    entry.validate().map_err(|reason| EditRejected::Invalid {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::model::RemoteKind;
+
+    fn name(s: &str) -> ServerName {
+        ServerName::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_failing_batch_changes_nothing() {
+        let mut file = ServersFileV1::default();
+        let entry = ServerEntry::remote("http://127.0.0.1:9/mcp", RemoteKind::Http);
+        let batch = [
+            Edit::Add {
+                name: name("a"),
+                entry: entry.clone(),
+            },
+            Edit::Remove {
+                name: name("missing"),
+            },
+        ];
+        let err = apply_batch(&batch, &mut file).unwrap_err();
+        assert_eq!(err, EditRejected::NotFound("missing".into()));
+        assert!(file.mcp_servers.is_empty(), "half a batch was applied");
+    }
+
+    #[test]
+    fn invalid_entries_built_in_code_are_rejected() {
+        let mut file = ServersFileV1::default();
+        let bad = ServerEntry::remote("ftp://x", RemoteKind::Http);
+        let err = Edit::Upsert {
+            name: name("a"),
+            entry: bad,
+        }
+        .apply(&mut file)
+        .unwrap_err();
+        assert!(matches!(err, EditRejected::Invalid { .. }), "{err}");
+    }
+
+    #[test]
+    fn add_refuses_a_taken_name_and_overrides_toggle() {
+        let mut file = ServersFileV1::default();
+        let entry = ServerEntry::stdio("node", vec!["server.js".into()]);
+        Edit::Add {
+            name: name("a"),
+            entry: entry.clone(),
+        }
+        .apply(&mut file)
+        .unwrap();
+        let again = Edit::Add {
+            name: name("a"),
+            entry,
+        }
+        .apply(&mut file);
+        assert_eq!(again, Err(EditRejected::AlreadyExists("a".into())));
+        Edit::SetOverride {
+            connector: "wiki".into(),
+            enabled: Some(false),
+        }
+        .apply(&mut file)
+        .unwrap();
+        assert_eq!(file.connector_overrides["wiki"].enabled, Some(false));
+        Edit::SetOverride {
+            connector: "wiki".into(),
+            enabled: None,
+        }
+        .apply(&mut file)
+        .unwrap();
+        assert!(file.connector_overrides.is_empty());
+    }
+}

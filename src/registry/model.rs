@@ -1,0 +1,488 @@
+//! What `servers.json` holds, as validated types.
+//!
+//! The file is a superset of the `mcpServers` shape Claude Desktop and Cursor use. Validation runs
+//! inside deserialization so that `serde_json` reports every problem with its line and column, and
+//! unknown fields are carried along in `extra` so a rewrite never drops what another tool wrote.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// Longest server name accepted, in characters. Names end up in menus, tool prefixes and labels.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A server's name: non-empty, at most [`MAX_NAME_CHARS`], no control characters, no surrounding
+/// whitespace, and no `.` (tools are namespaced `server.tool`, so a dot would make that ambiguous).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ServerName(String);
+
+impl ServerName {
+    /// Validates `name`, saying what is wrong with it if anything is.
+    pub fn new(name: impl Into<String>) -> Result<Self, String> {
+        let name = name.into();
+        let chars = name.chars().count();
+        if chars == 0 {
+            return Err("server name is empty".into());
+        }
+        if chars > MAX_NAME_CHARS {
+            return Err(format!(
+                "server name is {chars} characters long, over the limit of {MAX_NAME_CHARS}"
+            ));
+        }
+        if let Some(c) = name.chars().find(|c| c.is_control()) {
+            return Err(format!(
+                "server name {:?} contains the control character U+{:04X}",
+                name, c as u32
+            ));
+        }
+        if name.trim() != name {
+            return Err(format!(
+                "server name {name:?} starts or ends with whitespace"
+            ));
+        }
+        if name.contains('.') {
+            return Err(format!(
+                "server name {name:?} contains '.', which separates server and tool names"
+            ));
+        }
+        Ok(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for ServerName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a remote server is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteKind {
+    /// Streamable HTTP (the current transport).
+    Http,
+    /// The deprecated HTTP+SSE transport.
+    Sse,
+}
+
+impl RemoteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Sse => "sse",
+        }
+    }
+}
+
+/// How Switchboard reaches a server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Launch {
+    /// A child process speaking MCP over stdin/stdout.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: IndexMap<String, String>,
+        cwd: Option<String>,
+    },
+    /// A server at a URL.
+    Remote {
+        url: String,
+        kind: RemoteKind,
+        headers: IndexMap<String, String>,
+    },
+}
+
+impl Launch {
+    /// `"stdio"`, `"http"` or `"sse"`.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Self::Stdio { .. } => "stdio",
+            Self::Remote { kind, .. } => kind.as_str(),
+        }
+    }
+}
+
+/// One server of the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ServerEntryFields", into = "ServerEntryFields")]
+pub struct ServerEntry {
+    pub launch: Launch,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    /// Fields Switchboard does not know, kept as they were.
+    pub extra: Map<String, Value>,
+}
+
+impl ServerEntry {
+    pub fn stdio(command: impl Into<String>, args: Vec<String>) -> Self {
+        Self::new(Launch::Stdio {
+            command: command.into(),
+            args,
+            env: IndexMap::new(),
+            cwd: None,
+        })
+    }
+
+    pub fn remote(url: impl Into<String>, kind: RemoteKind) -> Self {
+        Self::new(Launch::Remote {
+            url: url.into(),
+            kind,
+            headers: IndexMap::new(),
+        })
+    }
+
+    pub fn new(launch: Launch) -> Self {
+        Self {
+            launch,
+            enabled: true,
+            tags: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Checks what deserialization checks, for entries built in code (CLI, UI, import).
+    pub fn validate(&self) -> Result<(), String> {
+        ServerEntry::try_from(ServerEntryFields::from(self.clone())).map(|_| ())
+    }
+
+    /// The same server with anything the user could call a secret replaced by a marker, for
+    /// printing and for the UI.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        match &mut copy.launch {
+            Launch::Stdio { env, .. } => env.values_mut().for_each(|v| *v = REDACTED.into()),
+            Launch::Remote { headers, .. } => {
+                headers.values_mut().for_each(|v| *v = REDACTED.into())
+            }
+        }
+        copy
+    }
+}
+
+/// What secrets are replaced with wherever they are shown.
+pub const REDACTED: &str = "<redacted>";
+
+/// The raw shape of one entry, as other MCP clients write it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerEntryFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    args: Vec<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    env: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    headers: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+impl TryFrom<ServerEntryFields> for ServerEntry {
+    type Error = String;
+
+    fn try_from(f: ServerEntryFields) -> Result<Self, String> {
+        let kind = f.kind.as_deref().map(str::trim);
+        let launch = match (f.command, f.url) {
+            (Some(_), Some(_)) => {
+                return Err("entry has both \"command\" (stdio) and \"url\" (remote)".into());
+            }
+            (None, None) => {
+                return Err(
+                    "entry needs \"command\" (a stdio server) or \"url\" (a remote server)".into(),
+                );
+            }
+            (Some(command), None) => {
+                if !matches!(kind, None | Some("stdio")) {
+                    return Err(format!(
+                        "\"type\" is {:?} but the entry has a \"command\"; use \"stdio\" or a \"url\"",
+                        kind.unwrap_or_default()
+                    ));
+                }
+                check_command(&command, &f.args)?;
+                check_env(&f.env)?;
+                Launch::Stdio {
+                    command,
+                    args: f.args,
+                    env: f.env,
+                    cwd: f.cwd,
+                }
+            }
+            (None, Some(url)) => {
+                let kind = match kind {
+                    None | Some("http" | "streamable-http" | "streamableHttp") => RemoteKind::Http,
+                    Some("sse") => RemoteKind::Sse,
+                    Some(other) => {
+                        return Err(format!(
+                            "\"type\" is {other:?}; expected \"http\" or \"sse\" for a \"url\" entry"
+                        ));
+                    }
+                };
+                check_url(&url)?;
+                check_headers(&f.headers)?;
+                Launch::Remote {
+                    url,
+                    kind,
+                    headers: f.headers,
+                }
+            }
+        };
+        if let Some(tag) = f
+            .tags
+            .iter()
+            .find(|t| t.is_empty() || t.chars().any(char::is_control))
+        {
+            return Err(format!("tag {tag:?} is empty or has control characters"));
+        }
+        Ok(Self {
+            launch,
+            enabled: f.enabled.unwrap_or(true),
+            tags: f.tags,
+            extra: f.extra,
+        })
+    }
+}
+
+impl From<ServerEntry> for ServerEntryFields {
+    fn from(e: ServerEntry) -> Self {
+        let mut fields = ServerEntryFields {
+            enabled: (!e.enabled).then_some(false),
+            tags: e.tags,
+            extra: e.extra,
+            ..Default::default()
+        };
+        match e.launch {
+            Launch::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => {
+                fields.command = Some(command);
+                fields.args = args;
+                fields.env = env;
+                fields.cwd = cwd;
+            }
+            Launch::Remote { url, kind, headers } => {
+                fields.url = Some(url);
+                fields.kind = Some(kind.as_str().into());
+                fields.headers = headers;
+            }
+        }
+        fields
+    }
+}
+
+fn check_command(command: &str, args: &[String]) -> Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("\"command\" is empty".into());
+    }
+    if command.contains('\0') || args.iter().any(|a| a.contains('\0')) {
+        return Err("\"command\" or \"args\" contains a NUL character".into());
+    }
+    Ok(())
+}
+
+fn check_env(env: &IndexMap<String, String>) -> Result<(), String> {
+    for (key, value) in env {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(format!(
+                "environment variable name {key:?} is empty or has '=' or NUL"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!("environment variable {key} has a NUL in its value"));
+        }
+    }
+    Ok(())
+}
+
+fn check_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("\"url\" {raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "\"url\" {raw:?} has scheme {:?}; expected http or https",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("\"url\" {raw:?} has no host"));
+    }
+    Ok(())
+}
+
+fn check_headers(headers: &IndexMap<String, String>) -> Result<(), String> {
+    for (name, value) in headers {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(format!(
+                "header name {name:?} is not a valid HTTP header name"
+            ));
+        }
+        // A CR or LF in a value would let a file inject extra headers into every request.
+        if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+            return Err(format!(
+                "header {name} has a line break or NUL in its value"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A manual toggle for a connector that comes from the manifest, not from this file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorOverride {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Switchboard's own bookkeeping block in `servers.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileMeta {
+    /// The journal sequence number this file already contains; replay starts after it.
+    #[serde(default)]
+    pub journal_seq: u64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The whole of `servers.json` (format version 1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServersFileV1 {
+    #[serde(default)]
+    pub mcp_servers: IndexMap<ServerName, ServerEntry>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub connector_overrides: IndexMap<String, ConnectorOverride>,
+    #[serde(default)]
+    pub switchboard: FileMeta,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ServersFileV1, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn claude_shape_parses_and_keeps_unknown_fields_on_rewrite() {
+        let json = r#"{"mcpServers":{"fs":{"command":"npx","args":["-y","x"],"env":{"A":"1"},"autoApprove":["read"]},
+            "wiki":{"url":"https://wiki.example/mcp","headers":{"X-Team":"core"}}},"globalShortcut":"Ctrl+M"}"#;
+        let file = parse(json).expect("claude-shaped file should parse");
+        assert_eq!(file.mcp_servers.len(), 2);
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(
+            text.contains(r#""autoApprove":["read"]"#),
+            "entry extra lost: {text}"
+        );
+        assert!(
+            text.contains(r#""globalShortcut":"Ctrl+M""#),
+            "top-level extra lost: {text}"
+        );
+        let again = parse(&text).unwrap();
+        assert_eq!(
+            again.mcp_servers, file.mcp_servers,
+            "round trip changed entries"
+        );
+    }
+
+    #[test]
+    fn validation_errors_carry_line_and_column() {
+        let err =
+            parse("{\"mcpServers\": {\n  \"bad\\u0007\": {\"command\": \"x\"}}}").unwrap_err();
+        assert!(
+            err.contains("control character") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse("{\"mcpServers\": {\"a\": {\n\"command\": \"x\", \"url\": \"http://h\"}}}")
+            .unwrap_err();
+        assert!(err.contains("both") && err.contains("line 2"), "{err}");
+        let err = parse(r#"{"mcpServers": {"a": {"url": "file:///etc/passwd"}}}"#).unwrap_err();
+        assert!(err.contains("scheme"), "{err}");
+        let err = parse(
+            r#"{"mcpServers": {"a": {"url": "http://h", "headers": {"X": "a\r\nEvil: 1"}}}}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("line break"), "{err}");
+        let err = parse(r#"{"mcpServers": []}"#).unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn names_are_bounded_and_dot_free() {
+        assert!(ServerName::new("github-tools").is_ok());
+        assert!(ServerName::new("").is_err());
+        assert!(ServerName::new(" padded").is_err());
+        assert!(ServerName::new("a.b").is_err());
+        assert!(ServerName::new("x".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(ServerName::new("é".repeat(MAX_NAME_CHARS)).is_ok());
+    }
+
+    #[test]
+    fn disabled_and_type_round_trip() {
+        let file = parse(
+            r#"{"mcpServers":{"s":{"url":"http://127.0.0.1:1/sse","type":"sse","enabled":false}}}"#,
+        )
+        .unwrap();
+        let entry = &file.mcp_servers[0];
+        assert!(!entry.enabled);
+        assert_eq!(entry.launch.transport(), "sse");
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(
+            text.contains(r#""enabled":false"#) && text.contains(r#""type":"sse""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn redaction_hides_header_and_env_values() {
+        let mut entry = ServerEntry::remote("https://h/mcp", RemoteKind::Http);
+        if let Launch::Remote { headers, .. } = &mut entry.launch {
+            headers.insert("Authorization".into(), "Bearer sekrit".into());
+        }
+        let shown = format!("{:?}", entry.redacted());
+        assert!(
+            !shown.contains("sekrit") && shown.contains("Authorization"),
+            "{shown}"
+        );
+    }
+}

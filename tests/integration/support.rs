@@ -1,0 +1,94 @@
+//! Shared helpers: temp config dirs, registries opened on them, waiting with deadlines.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use switchboard::registry::model::{RemoteKind, ServerEntry, ServerName};
+use switchboard::registry::{Registry, RegistryOptions, RegistrySnapshot};
+
+/// Generous: CI disks can be slow, and every wait ends as soon as its condition holds.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn name(s: &str) -> ServerName {
+    ServerName::new(s).expect("test names are valid")
+}
+
+pub fn remote(port: u16) -> ServerEntry {
+    ServerEntry::remote(format!("http://127.0.0.1:{port}/mcp"), RemoteKind::Http)
+}
+
+pub fn options(dir: &Path) -> RegistryOptions {
+    RegistryOptions {
+        quiet: Duration::from_millis(50),
+        max_delay: Duration::from_millis(500),
+        ..RegistryOptions::in_dir(dir)
+    }
+}
+
+pub async fn open(dir: &Path) -> Registry {
+    Registry::open(options(dir))
+        .await
+        .expect("registry should open")
+}
+
+/// Waits until a snapshot satisfies `ready`, failing the test with `what` at the deadline.
+pub async fn wait_for_snapshot(
+    registry: &Registry,
+    what: &str,
+    ready: impl Fn(&RegistrySnapshot) -> bool,
+) -> std::sync::Arc<RegistrySnapshot> {
+    let mut changes = registry.subscribe();
+    let waited = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let current = changes.borrow_and_update().clone();
+            if ready(&current) {
+                return current;
+            }
+            changes
+                .changed()
+                .await
+                .expect("registry closed while waiting");
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|_| panic!("within {DEADLINE:?}: {what}"))
+}
+
+/// Polls a condition on something that has no change notification (a file), with a deadline.
+pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < DEADLINE, "within {DEADLINE:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn switchboard() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.env_remove("SWITCHBOARD_CONFIG_DIR")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Runs the CLI with `--config-dir dir` and `args`.
+pub fn cli(dir: &Path, args: &[&str]) -> Output {
+    switchboard()
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("the switchboard binary runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn servers_json(dir: &Path) -> PathBuf {
+    dir.join("servers.json")
+}
