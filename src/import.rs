@@ -262,7 +262,7 @@ pub fn plan(registry: &RegistrySnapshot, found: Vec<Found>) -> ImportPlan {
             let existing = registry
                 .servers
                 .get(&c.name)
-                .map(|e| (e, "the registry".to_string()))
+                .map(|e| (&**e, "the registry".to_string()))
                 .or_else(|| {
                     planned
                         .get(&c.name)
@@ -434,12 +434,14 @@ mod tests {
     fn plan_adds_new_skips_identical_and_reports_clashes() {
         let mut registry = RegistrySnapshot::default();
         let name = |s: &str| ServerName::new(s).unwrap();
-        registry
-            .servers
-            .insert(name("same"), ServerEntry::stdio("a", vec![]));
-        registry
-            .servers
-            .insert(name("clash"), ServerEntry::stdio("a", vec![]));
+        registry.servers.insert(
+            name("same"),
+            std::sync::Arc::new(ServerEntry::stdio("a", vec![])),
+        );
+        registry.servers.insert(
+            name("clash"),
+            std::sync::Arc::new(ServerEntry::stdio("a", vec![])),
+        );
         let found = parse(
             r#"{"mcpServers":{"same":{"command":"a"},"clash":{"command":"b"},"new":{"command":"c"}}}"#,
             None,

@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, watch};
 pub use edit::{Edit, EditRejected};
 pub use error::RegistryError;
 pub use lock::RegistryLock;
-use model::{ConnectorOverride, ServerEntry, ServerName};
+use model::{ConnectorOverride, ServerEntry, ServerName, Servers};
 pub use store::{MAX_FILE_BYTES, MAX_JOURNAL_BYTES, RegistryPaths, read_servers_file};
 use store::{Store, StoreCounters};
 use writer::{Debounce, Request, Writer};
@@ -61,7 +61,7 @@ impl RegistryOptions {
 /// The registry as of one moment.
 #[derive(Debug, Clone, Default)]
 pub struct RegistrySnapshot {
-    pub servers: IndexMap<ServerName, ServerEntry>,
+    pub servers: Servers,
     pub overrides: IndexMap<String, ConnectorOverride>,
     /// The journal sequence number of the last edit included.
     pub seq: u64,

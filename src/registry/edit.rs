@@ -1,5 +1,7 @@
 //! Edits: the only way the registry changes, journaled exactly as they are applied.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::model::{ConnectorOverride, ServerEntry, ServerName, ServersFileV1};
@@ -53,11 +55,13 @@ impl Edit {
                     return Err(EditRejected::AlreadyExists(name.to_string()));
                 }
                 check_entry(name, entry)?;
-                file.mcp_servers.insert(name.clone(), entry.clone());
+                file.mcp_servers
+                    .insert(name.clone(), Arc::new(entry.clone()));
             }
             Edit::Upsert { name, entry } => {
                 check_entry(name, entry)?;
-                file.mcp_servers.insert(name.clone(), entry.clone());
+                file.mcp_servers
+                    .insert(name.clone(), Arc::new(entry.clone()));
             }
             Edit::Remove { name } => {
                 file.mcp_servers
@@ -65,10 +69,11 @@ impl Edit {
                     .ok_or_else(|| EditRejected::NotFound(name.to_string()))?;
             }
             Edit::SetEnabled { name, enabled } => {
-                file.mcp_servers
+                let entry = file
+                    .mcp_servers
                     .get_mut(name)
-                    .ok_or_else(|| EditRejected::NotFound(name.to_string()))?
-                    .enabled = *enabled;
+                    .ok_or_else(|| EditRejected::NotFound(name.to_string()))?;
+                Arc::make_mut(entry).enabled = *enabled;
             }
             Edit::SetOverride { connector, enabled } => {
                 if connector.is_empty() || connector.chars().any(char::is_control) {

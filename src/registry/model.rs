@@ -5,6 +5,7 @@
 //! unknown fields are carried along in `extra` so a rewrite never drops what another tool wrote.
 
 use std::fmt;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -17,7 +18,7 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// whitespace, and no `.` (tools are namespaced `server.tool`, so a dot would make that ambiguous).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct ServerName(String);
+pub struct ServerName(Arc<str>);
 
 impl ServerName {
     /// Validates `name`, saying what is wrong with it if anything is.
@@ -48,7 +49,7 @@ impl ServerName {
                 "server name {name:?} contains '.', which separates server and tool names"
             ));
         }
-        Ok(Self(name))
+        Ok(Self(name.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -381,12 +382,16 @@ pub struct FileMeta {
     pub extra: Map<String, Value>,
 }
 
+/// The servers by name, in the file's order. Entries are shared so that a snapshot of the
+/// registry costs reference counts, not a deep copy, however often it is taken.
+pub type Servers = IndexMap<ServerName, Arc<ServerEntry>>;
+
 /// The whole of `servers.json` (format version 1).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServersFileV1 {
     #[serde(default)]
-    pub mcp_servers: IndexMap<ServerName, ServerEntry>,
+    pub mcp_servers: Servers,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub connector_overrides: IndexMap<String, ConnectorOverride>,
     #[serde(default)]
@@ -464,6 +469,7 @@ mod tests {
         )
         .unwrap();
         let entry = &file.mcp_servers[0];
+        let entry: &ServerEntry = entry;
         assert!(!entry.enabled);
         assert_eq!(entry.launch.transport(), "sse");
         let text = serde_json::to_string(&file).unwrap();

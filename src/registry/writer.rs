@@ -41,6 +41,8 @@ pub struct Debounce {
 /// Editors save in several steps (truncate, write, rename); reading mid-save would report a parse
 /// error that is gone a moment later.
 const SETTLE: Duration = Duration::from_millis(50);
+/// The longest a group waits for followers, whatever the last commit took.
+const MAX_GROUP_WAIT: Duration = Duration::from_millis(2);
 /// How long to wait before retrying a rewrite that failed on I/O (disk full, permissions).
 const RETRY_AFTER_IO_ERROR: Duration = Duration::from_secs(2);
 
@@ -57,6 +59,9 @@ pub struct Writer {
     publish: watch::Sender<Arc<RegistrySnapshot>>,
     pending: Option<Pending>,
     reload_at: Option<Instant>,
+    /// Size and duration of the last group commit, to size the wait for the next one.
+    last_group: usize,
+    last_commit: Duration,
 }
 
 impl Writer {
@@ -78,6 +83,8 @@ impl Writer {
                 not_before: None,
             }),
             reload_at: None,
+            last_group: 0,
+            last_commit: Duration::ZERO,
         }
     }
 
@@ -91,8 +98,7 @@ impl Writer {
             };
             match next {
                 Ok(first) => {
-                    let mut batch = vec![first];
-                    batch.extend(requests.try_iter());
+                    let batch = self.gather(first, &requests);
                     if let Some(reply) = self.handle(batch) {
                         let _ = reply.send(self.flush());
                         return;
@@ -109,6 +115,33 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Collects the requests that join `first` in one group. Everything already queued joins;
+    /// and when the last group had several editors, it waits (at most one commit's duration)
+    /// for as many edits as that group had, so concurrent editors keep sharing fsyncs instead
+    /// of splitting into groups of one or two. A lone editor never waits. (PostgreSQL's
+    /// `commit_delay`/`commit_siblings`, sized from what was just measured.)
+    fn gather(&self, first: Request, requests: &Receiver<Request>) -> Vec<Request> {
+        let mut batch = vec![first];
+        batch.extend(requests.try_iter());
+        let applies = |batch: &[Request]| {
+            batch
+                .iter()
+                .filter(|r| matches!(r, Request::Apply { .. }))
+                .count()
+        };
+        if self.last_group < 2 || applies(&batch) == 0 {
+            return batch;
+        }
+        let deadline = Instant::now() + self.last_commit.min(MAX_GROUP_WAIT);
+        while applies(&batch) < self.last_group {
+            match requests.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        batch
     }
 
     /// Handles a group of requests that arrived together. Returns the shutdown reply, if asked to
@@ -133,7 +166,10 @@ impl Writer {
             }
         }
         if !batches.is_empty() {
+            let started = Instant::now();
             let results = self.store.commit(&batches);
+            self.last_commit = started.elapsed();
+            self.last_group = batches.len();
             if results.iter().any(Result::is_ok) {
                 let now = Instant::now();
                 let pending = self.pending.get_or_insert(Pending {

@@ -1,5 +1,8 @@
 //! Engine integration tests: one binary, real files under temp config dirs, real processes.
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test, with its location")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with its location"
+)]
 
 mod cli;
 mod registry_api;
