@@ -1,5 +1,15 @@
 //! The headless CLI's arguments and commands (binary-only module): parse, call the engine, print.
 
+/// `println!` that returns the write error (a closed pipe) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+mod connectors;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -34,6 +44,28 @@ enum Command {
     /// List, add, remove, toggle, import and export servers.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Connect every enabled connector (in parallel) and report each one's state.
+    Sync {
+        /// Connect once, print, disconnect and exit (the only mode so far).
+        #[arg(long)]
+        once: bool,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every tool of every connector, as CONNECTOR.TOOL.
+    Tools {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one tool through the engine and print its result as JSON.
+    Call {
+        /// CONNECTOR.TOOL
+        tool: String,
+        /// The tool's arguments, a JSON object.
+        #[arg(long, value_name = "JSON")]
+        args: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +186,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         .context("cannot tell where the config dir is; pass --config-dir DIR")?;
     match cli.command {
         Command::Registry(command) => registry_command(dir, command).await,
+        Command::Sync { once: true, json } => connectors::sync_once(&dir, json).await,
+        Command::Sync { once: false, .. } => {
+            bail!("continuous sync is not built yet; use `switchboard sync --once`")
+        }
+        Command::Tools { json } => connectors::tools(&dir, json).await,
+        Command::Call { tool, args } => connectors::call(&dir, &tool, args.as_deref()).await,
     }
 }
 
@@ -164,31 +202,31 @@ async fn registry_command(dir: PathBuf, command: RegistryCommand) -> Result<()> 
     })
     .await?;
     match command {
-        RegistryCommand::List { json } => print_list(&registry.snapshot(), json),
+        RegistryCommand::List { json } => print_list(&registry.snapshot(), json)?,
         RegistryCommand::Add(args) => {
             let name = args.name.clone();
             let entry = args.entry();
             let described = describe(&entry.redacted().launch);
             registry.add(name.clone(), entry).await?;
-            println!("added {name} ({described})");
+            outln!("added {name} ({described})");
         }
         RegistryCommand::Remove { name } => {
             registry.remove(name.clone()).await?;
-            println!("removed {name}");
+            outln!("removed {name}");
         }
         RegistryCommand::Enable { name } => {
             registry.set_enabled(name.clone(), true).await?;
-            println!("enabled {name}");
+            outln!("enabled {name}");
         }
         RegistryCommand::Disable { name } => {
             registry.set_enabled(name.clone(), false).await?;
-            println!("disabled {name}");
+            outln!("disabled {name}");
         }
         RegistryCommand::Import { from, dry_run } => import(&registry, from, dry_run).await?,
         RegistryCommand::Export {
             format: ExportFormat::Claude,
         } => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&export_claude(&registry.snapshot()))?
             );
@@ -215,7 +253,7 @@ fn describe(launch: &Launch) -> String {
     }
 }
 
-fn print_list(snapshot: &RegistrySnapshot, json: bool) {
+fn print_list(snapshot: &RegistrySnapshot, json: bool) -> Result<()> {
     if json {
         let rows: Vec<Value> = snapshot
             .servers
@@ -248,12 +286,12 @@ fn print_list(snapshot: &RegistrySnapshot, json: bool) {
                 row
             })
             .collect();
-        println!("{}", Value::Array(rows));
-        return;
+        outln!("{}", Value::Array(rows));
+        return Ok(());
     }
     if snapshot.servers.is_empty() {
-        println!("no servers yet: `switchboard registry add` or `switchboard registry import`");
-        return;
+        outln!("no servers yet: `switchboard registry add` or `switchboard registry import`");
+        return Ok(());
     }
     let width = snapshot
         .servers
@@ -262,15 +300,16 @@ fn print_list(snapshot: &RegistrySnapshot, json: bool) {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("{:width$}  {:8}  TARGET", "NAME", "STATE");
+    outln!("{:width$}  {:8}  TARGET", "NAME", "STATE");
     for (name, entry) in &snapshot.servers {
         let state = if entry.enabled { "enabled" } else { "disabled" };
-        println!(
+        outln!(
             "{:width$}  {state:8}  {}",
             name.as_str(),
             describe(&entry.launch)
         );
     }
+    Ok(())
 }
 
 async fn import(registry: &Registry, from: Option<ImportSource>, dry_run: bool) -> Result<()> {
@@ -297,7 +336,7 @@ async fn import(registry: &Registry, from: Option<ImportSource>, dry_run: bool) 
         match &item.action {
             PlanAction::Add(entry) => {
                 adds += 1;
-                println!(
+                outln!(
                     "+ add        {}  ({})  from {origin}",
                     item.name,
                     describe(&entry.redacted().launch)
@@ -305,31 +344,31 @@ async fn import(registry: &Registry, from: Option<ImportSource>, dry_run: bool) 
             }
             PlanAction::Unchanged => {
                 same += 1;
-                println!("= unchanged  {}  from {origin}", item.name);
+                outln!("= unchanged  {}  from {origin}", item.name);
             }
             PlanAction::Conflict(why) => {
                 clashes += 1;
-                println!(
+                outln!(
                     "! conflict   {}: {why}; not imported (from {origin})",
                     item.name
                 );
             }
             PlanAction::Invalid(why) => {
                 invalid += 1;
-                println!("x invalid    {}: {why} (in {origin})", item.name);
+                outln!("x invalid    {}: {why} (in {origin})", item.name);
             }
         }
         for secret in &item.secrets {
-            println!(
+            outln!(
                 "      secret in {secret}: stored in servers.json (mode 0600); prefer an environment variable"
             );
         }
         for note in &item.notes {
-            println!("      note: {note}");
+            outln!("      note: {note}");
         }
     }
     let verb = if dry_run { "would add" } else { "added" };
-    println!("{verb} {adds}, unchanged {same}, conflicts {clashes}, invalid {invalid}");
+    outln!("{verb} {adds}, unchanged {same}, conflicts {clashes}, invalid {invalid}");
     if !dry_run && adds > 0 {
         registry.apply(plan.edits()).await?;
     }

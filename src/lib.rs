@@ -9,9 +9,19 @@
 //! This crate never depends on a GUI toolkit: the Tauri shell (`src-tauri/`) and the headless CLI
 //! (`src/main.rs`) are both thin layers over it.
 
+/// Every live tool, named `connector.tool`.
+pub mod catalog;
+/// The desired set of connectors, from the registry (and the manifest).
+pub mod connector;
 /// Crash-safe file writes (temp, fsync, rename, fsync dir), 0600 by default.
 pub mod durable;
+/// Connector health states and what moves a connector between them.
+pub mod health;
 /// Reading other MCP clients' configs and previewing what importing them changes.
 pub mod import;
 /// The user's server registry: journaled, debounced, locked, watched `servers.json`.
 pub mod registry;
+/// One live MCP session per connector over `rmcp`, and the shared HTTP client.
+pub mod session;
+/// Connecting the desired set in parallel, each connector bounded by its own deadline.
+pub mod sync;

@@ -131,6 +131,7 @@ pub struct ServerEntry {
     pub launch: Launch,
     pub enabled: bool,
     pub tags: Vec<String>,
+    pub timeouts: Timeouts,
     /// Fields Switchboard does not know, kept as they were.
     pub extra: Map<String, Value>,
 }
@@ -158,6 +159,7 @@ impl ServerEntry {
             launch,
             enabled: true,
             tags: Vec::new(),
+            timeouts: Timeouts::default(),
             extra: Map::new(),
         }
     }
@@ -178,6 +180,22 @@ impl ServerEntry {
             }
         }
         copy
+    }
+}
+
+/// Per-server deadlines, in the manifest's shape (`{"connectMs": 5000, "callMs": 30000}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_ms: Option<u64>,
+}
+
+impl Timeouts {
+    fn is_unset(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -206,6 +224,8 @@ struct ServerEntryFields {
     enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Timeouts::is_unset")]
+    timeouts: Timeouts,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -266,10 +286,14 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
         {
             return Err(format!("tag {tag:?} is empty or has control characters"));
         }
+        if f.timeouts.connect_ms == Some(0) || f.timeouts.call_ms == Some(0) {
+            return Err("timeouts must be more than 0 ms".into());
+        }
         Ok(Self {
             launch,
             enabled: f.enabled.unwrap_or(true),
             tags: f.tags,
+            timeouts: f.timeouts,
             extra: f.extra,
         })
     }
@@ -280,6 +304,7 @@ impl From<ServerEntry> for ServerEntryFields {
         let mut fields = ServerEntryFields {
             enabled: (!e.enabled).then_some(false),
             tags: e.tags,
+            timeouts: e.timeouts,
             extra: e.extra,
             ..Default::default()
         };

@@ -9,3 +9,4 @@ mod registry_api;
 mod registry_crash;
 mod registry_files;
 mod support;
+mod sync;

@@ -1,0 +1,100 @@
+//! The desired set: what Switchboard should be connected to, whichever source said so.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::registry::RegistrySnapshot;
+use crate::registry::model::{Launch, RemoteKind};
+
+/// Connect (handshake + tool list) deadline when a source gives none.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tool call deadline when a source gives none.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where a connector's definition came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Registry,
+    Manifest,
+}
+
+/// How to reach a connector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    Http {
+        url: String,
+        /// `Some(Sse)` for servers that speak only the deprecated HTTP+SSE transport.
+        kind: Option<RemoteKind>,
+        headers: IndexMap<String, String>,
+    },
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: IndexMap<String, String>,
+        cwd: Option<String>,
+    },
+}
+
+impl Endpoint {
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Self::Http {
+                kind: Some(RemoteKind::Sse),
+                ..
+            } => "sse",
+            Self::Http { .. } => "http",
+            Self::Stdio { .. } => "stdio",
+        }
+    }
+}
+
+/// One connector Switchboard should run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorSpec {
+    pub id: String,
+    pub endpoint: Endpoint,
+    pub enabled: bool,
+    pub connect_timeout: Duration,
+    pub call_timeout: Duration,
+    pub source: Source,
+}
+
+/// The registry's servers as connectors (manual toggles included via `enabled`).
+pub fn from_registry(registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
+    registry
+        .servers
+        .iter()
+        .map(|(name, entry)| ConnectorSpec {
+            id: name.to_string(),
+            endpoint: match &entry.launch {
+                Launch::Stdio {
+                    command,
+                    args,
+                    env,
+                    cwd,
+                } => Endpoint::Stdio {
+                    command: command.clone(),
+                    args: args.clone(),
+                    env: env.clone(),
+                    cwd: cwd.clone(),
+                },
+                Launch::Remote { url, kind, headers } => Endpoint::Http {
+                    url: url.clone(),
+                    kind: Some(*kind),
+                    headers: headers.clone(),
+                },
+            },
+            enabled: entry.enabled,
+            connect_timeout: entry
+                .timeouts
+                .connect_ms
+                .map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_millis),
+            call_timeout: entry
+                .timeouts
+                .call_ms
+                .map_or(DEFAULT_CALL_TIMEOUT, Duration::from_millis),
+            source: Source::Registry,
+        })
+        .collect()
+}

@@ -1,0 +1,332 @@
+//! Connecting real MCP servers (the fixture, on loopback sockets) in parallel.
+
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use switchboard::connector::{ConnectorSpec, Endpoint, Source};
+use switchboard::health::Health;
+use switchboard::session::{Session, http_client};
+use switchboard::sync::{SyncOptions, connect_all};
+use switchboard_fixture::{Fixture, Knobs};
+
+use crate::support::*;
+
+fn spec(id: &str, fixture: &Fixture, connect_timeout: Duration) -> ConnectorSpec {
+    ConnectorSpec {
+        id: id.into(),
+        endpoint: Endpoint::Http {
+            url: fixture.url(),
+            kind: None,
+            headers: IndexMap::new(),
+        },
+        enabled: true,
+        connect_timeout,
+        call_timeout: Duration::from_secs(10),
+        source: Source::Registry,
+    }
+}
+
+const PARALLEL: SyncOptions = SyncOptions { concurrency: 16 };
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_connects_with_every_tool_listed_across_pages() {
+    let mut fixtures = Vec::new();
+    for tools in [3, 3, 3, 120] {
+        fixtures.push(
+            Fixture::start(Knobs {
+                tools,
+                page_size: 50,
+                ..Knobs::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let specs = fixtures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| spec(&format!("fx{i}"), f, DEADLINE))
+        .collect();
+    let connected = connect_all(specs, &http_client().unwrap(), PARALLEL).await;
+    for report in &connected.reports {
+        assert_eq!(report.state, Health::Healthy, "{report:?}");
+        assert!(report.protocol_version.is_some(), "{report:?}");
+        assert!(report.latency_ms.is_some(), "{report:?}");
+    }
+    assert_eq!(
+        connected.reports[3].tools, 120,
+        "all three pages of tools are listed"
+    );
+    let catalog = connected.catalog();
+    assert_eq!(
+        catalog.len(),
+        129,
+        "the catalog holds exactly the live tools"
+    );
+    assert!(
+        catalog.get("fx3.tool_119").is_some(),
+        "last tool of the last page"
+    );
+    connected.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hanging_connectors_cost_only_their_own_timeout() {
+    const HANG_TIMEOUT: Duration = Duration::from_secs(2);
+    const HANGERS: u32 = 4;
+    let mut specs = Vec::new();
+    let mut fixtures = Vec::new();
+    for i in 0..8 {
+        let hang = i % 2 == 0;
+        let fixture = Fixture::start(Knobs {
+            hang,
+            ..Knobs::default()
+        })
+        .await
+        .unwrap();
+        let timeout = if hang { HANG_TIMEOUT } else { DEADLINE };
+        specs.push(spec(&format!("c{i}"), &fixture, timeout));
+        fixtures.push(fixture);
+    }
+    let started = Instant::now();
+    let connected = connect_all(specs, &http_client().unwrap(), PARALLEL).await;
+    let elapsed = started.elapsed();
+    for (i, report) in connected.reports.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(report.state, Health::Down, "{report:?}");
+            assert!(
+                report
+                    .error
+                    .as_deref()
+                    .unwrap()
+                    .contains("no answer within 2000 ms"),
+                "{report:?}"
+            );
+        } else {
+            assert_eq!(report.state, Health::Healthy, "{report:?}");
+            let latency = Duration::from_secs_f64(report.latency_ms.unwrap() / 1e3);
+            assert!(
+                latency < HANG_TIMEOUT,
+                "a healthy connector waited on the hanging ones: {latency:?}"
+            );
+        }
+    }
+    // One at a time, the hangers alone would take HANGERS × HANG_TIMEOUT.
+    assert!(
+        elapsed < HANG_TIMEOUT * (HANGERS - 1),
+        "the sync took {elapsed:?}: hanging connectors delayed each other"
+    );
+    connected.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sequential_fallback_connects_one_at_a_time() {
+    const TIMEOUT: Duration = Duration::from_millis(400);
+    let mut fixtures = Vec::new();
+    for _ in 0..3 {
+        fixtures.push(
+            Fixture::start(Knobs {
+                hang: true,
+                ..Knobs::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let specs = fixtures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| spec(&format!("h{i}"), f, TIMEOUT))
+        .collect();
+    let started = Instant::now();
+    let connected = connect_all(
+        specs,
+        &http_client().unwrap(),
+        SyncOptions { concurrency: 1 },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= TIMEOUT * 3,
+        "concurrency 1 must wait for each in turn"
+    );
+    assert!(connected.reports.iter().all(|r| r.state == Health::Down));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_is_unauthorized_not_down_and_headers_are_sent() {
+    let open = Fixture::start(Knobs {
+        unauthorized: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let guarded = Fixture::start(Knobs {
+        require_authorization: Some("Bearer right".into()),
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let mut with_token = spec("guarded", &guarded, DEADLINE);
+    if let Endpoint::Http { headers, .. } = &mut with_token.endpoint {
+        headers.insert("Authorization".into(), "Bearer right".into());
+    }
+    let specs = vec![
+        spec("refuses", &open, DEADLINE),
+        spec("no-token", &guarded, DEADLINE),
+        with_token,
+    ];
+    let connected = connect_all(specs, &http_client().unwrap(), PARALLEL).await;
+    let states: Vec<Health> = connected.reports.iter().map(|r| r.state).collect();
+    assert_eq!(
+        states,
+        [Health::Unauthorized, Health::Unauthorized, Health::Healthy],
+        "{:?}",
+        connected.reports
+    );
+    assert!(
+        !format!("{:?}", connected.reports).contains("right"),
+        "a token leaked into a report"
+    );
+    connected.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_tools_is_degraded_and_disabled_is_never_contacted() {
+    let empty = Fixture::start(Knobs {
+        tools: 0,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let off = Fixture::start(Knobs::default()).await.unwrap();
+    let mut disabled = spec("off", &off, DEADLINE);
+    disabled.enabled = false;
+    let connected = connect_all(
+        vec![spec("empty", &empty, DEADLINE), disabled],
+        &http_client().unwrap(),
+        PARALLEL,
+    )
+    .await;
+    assert_eq!(connected.reports[0].state, Health::Degraded);
+    assert!(
+        connected.reports[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no tools")
+    );
+    assert_eq!(connected.reports[1].state, Health::Disabled);
+    assert_eq!(
+        off.accepted_connections(),
+        0,
+        "a disabled connector must not be contacted"
+    );
+    assert!(connected.catalog().is_empty());
+    connected.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_reuse_the_connection_the_handshake_opened() {
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let http = http_client().unwrap();
+    let session = Session::open(&spec("fx", &fixture, DEADLINE), &http)
+        .await
+        .unwrap();
+    let after_handshake = fixture.accepted_connections();
+    for i in 0..20 {
+        let args = serde_json::json!({"text": format!("call {i}")});
+        let result = session
+            .call("tool_001", args.as_object().cloned(), DEADLINE)
+            .await
+            .unwrap();
+        assert_eq!(result.is_error, Some(false));
+    }
+    // rmcp hands over a response while the rest of its SSE body drains in the background, so a
+    // call can start before the previous connection is back in the pool; that costs at most one
+    // more connection, never one per call.
+    assert!(
+        fixture.accepted_connections() <= after_handshake + 1,
+        "20 sequential calls opened {} connections after the handshake's {after_handshake}",
+        fixture.accepted_connections() - after_handshake
+    );
+    let failed = session.call("missing", None, DEADLINE).await.unwrap_err();
+    assert!(failed.to_string().contains("no tool missing"), "{failed}");
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_syncs_lists_and_calls_registry_servers() {
+    let fixture = Fixture::start(Knobs {
+        tools: 2,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let url = fixture.url();
+    let run = move |args: Vec<String>| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&dir, &args)
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let added = run(args(&["registry", "add", "fx", "--url", &url]))
+        .await
+        .unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+    run(args(&[
+        "registry",
+        "add",
+        "gone",
+        "--url",
+        "http://127.0.0.1:1/mcp",
+    ]))
+    .await
+    .unwrap();
+
+    let out = run(args(&["sync", "--once", "--json"])).await.unwrap();
+    assert!(
+        out.status.success(),
+        "sync --once exits 0 even with a connector down: {}",
+        stderr(&out)
+    );
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(reports[0]["id"], "fx");
+    assert_eq!(reports[0]["state"], "healthy");
+    assert_eq!(reports[0]["tools"], 2);
+    assert!(reports[0]["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(reports[0]["protocol_version"].is_string());
+    assert_eq!(reports[1]["state"], "down");
+    assert!(
+        reports[1]["error"].as_str().unwrap().contains("refused"),
+        "{}",
+        reports[1]
+    );
+
+    let tools = run(args(&["tools", "--json"])).await.unwrap();
+    let tools: serde_json::Value = serde_json::from_str(&stdout(&tools)).unwrap();
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fx.tool_000", "fx.tool_001"]);
+
+    let call = run(args(&[
+        "call",
+        "fx.tool_001",
+        "--args",
+        r#"{"text":"hello"}"#,
+    ]))
+    .await
+    .unwrap();
+    assert!(call.status.success(), "{}", stderr(&call));
+    assert!(stdout(&call).contains("hello"), "{}", stdout(&call));
+    let bad = run(args(&["call", "fx.nope"])).await.unwrap();
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("no tool nope"), "{}", stderr(&bad));
+}
