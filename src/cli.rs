@@ -49,6 +49,8 @@ enum Command {
         /// Connect once, print, disconnect and exit (the only mode so far).
         #[arg(long)]
         once: bool,
+        #[command(flatten)]
+        manifest: ManifestArg,
         /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -57,6 +59,8 @@ enum Command {
     Tools {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        manifest: ManifestArg,
     },
     /// Call one tool through the engine and print its result as JSON.
     Call {
@@ -65,7 +69,17 @@ enum Command {
         /// The tool's arguments, a JSON object.
         #[arg(long, value_name = "JSON")]
         args: Option<String>,
+        #[command(flatten)]
+        manifest: ManifestArg,
     },
+}
+
+#[derive(Args)]
+pub struct ManifestArg {
+    /// The connector manifest (service map): an https URL, an http URL on this machine, or a
+    /// file. Its signing key, if any, is read from SWITCHBOARD_MANIFEST_KEY.
+    #[arg(long, env = "SWITCHBOARD_MANIFEST", value_name = "URL|PATH")]
+    manifest: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -186,12 +200,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         .context("cannot tell where the config dir is; pass --config-dir DIR")?;
     match cli.command {
         Command::Registry(command) => registry_command(dir, command).await,
-        Command::Sync { once: true, json } => connectors::sync_once(&dir, json).await,
+        Command::Sync {
+            once: true,
+            json,
+            manifest,
+        } => connectors::sync_once(&dir, manifest.manifest.as_deref(), json).await,
         Command::Sync { once: false, .. } => {
             bail!("continuous sync is not built yet; use `switchboard sync --once`")
         }
-        Command::Tools { json } => connectors::tools(&dir, json).await,
-        Command::Call { tool, args } => connectors::call(&dir, &tool, args.as_deref()).await,
+        Command::Tools { json, manifest } => {
+            connectors::tools(&dir, manifest.manifest.as_deref(), json).await
+        }
+        Command::Call {
+            tool,
+            args,
+            manifest,
+        } => connectors::call(&dir, manifest.manifest.as_deref(), &tool, args.as_deref()).await,
     }
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::manifest::Manifest;
 use crate::registry::RegistrySnapshot;
 use crate::registry::model::{Launch, RemoteKind};
 
@@ -58,6 +59,35 @@ pub struct ConnectorSpec {
     pub connect_timeout: Duration,
     pub call_timeout: Duration,
     pub source: Source,
+    /// Set when the source requires a credential that is not available: the variable to set.
+    /// Such a connector is reported unauthorized without being contacted.
+    pub missing_credential: Option<String>,
+}
+
+/// The desired set: the manifest's connectors, with the registry's manual toggles applied, and
+/// the registry's own servers. A registry server named like a manifest connector replaces it:
+/// the user's local definition wins.
+pub fn desired_set(manifest: Option<&Manifest>, registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
+    let mut specs: Vec<ConnectorSpec> = manifest
+        .map(|m| m.specs(crate::manifest::credential_from_env))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|spec| {
+            let shadowed = registry.servers.keys().any(|name| name.as_str() == spec.id);
+            if shadowed {
+                tracing::warn!(connector = %spec.id, "a registry server replaces the manifest connector of the same id");
+            }
+            !shadowed
+        })
+        .map(|mut spec| {
+            if let Some(enabled) = registry.overrides.get(&spec.id).and_then(|o| o.enabled) {
+                spec.enabled = enabled;
+            }
+            spec
+        })
+        .collect();
+    specs.extend(from_registry(registry));
+    specs
 }
 
 /// The registry's servers as connectors (manual toggles included via `enabled`).
@@ -95,6 +125,7 @@ pub fn from_registry(registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
                 .call_ms
                 .map_or(DEFAULT_CALL_TIMEOUT, Duration::from_millis),
             source: Source::Registry,
+            missing_credential: None,
         })
         .collect()
 }

@@ -19,6 +19,8 @@ pub mod durable;
 pub mod health;
 /// Reading other MCP clients' configs and previewing what importing them changes.
 pub mod import;
+/// The connector manifest ("service map"): validation, signatures, fetching, stale-on-error.
+pub mod manifest;
 /// The user's server registry: journaled, debounced, locked, watched `servers.json`.
 pub mod registry;
 /// One live MCP session per connector over `rmcp`, and the shared HTTP client.

@@ -84,7 +84,7 @@ pub async fn connect_all(
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut attempts = JoinSet::new();
     for (index, spec) in specs.iter().enumerate() {
-        if !spec.enabled {
+        if !spec.enabled || spec.missing_credential.is_some() {
             continue;
         }
         let (spec, http, permits) = (spec.clone(), http.clone(), permits.clone());
@@ -115,6 +115,13 @@ pub async fn connect_all(
         };
         match outcome {
             None if !spec.enabled => {}
+            None if spec.missing_credential.is_some() => {
+                report.state = Health::Unauthorized;
+                report.error = spec
+                    .missing_credential
+                    .as_ref()
+                    .map(|variable| format!("no credential: set {variable}"));
+            }
             None => {
                 report.state = Health::Down;
                 report.error = Some("the connection attempt did not finish".into());

@@ -7,30 +7,55 @@ use serde_json::Value;
 
 use switchboard::catalog::split_qualified;
 use switchboard::connector::{self, ConnectorSpec};
+use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
 use switchboard::registry::{Registry, RegistryOptions};
 use switchboard::session::{Session, http_client};
 use switchboard::sync::{Connected, ConnectorReport, SyncOptions, connect_all};
 
-/// The desired set: the registry's servers (the manifest joins with its loader).
-async fn desired_set(dir: &Path) -> Result<Vec<ConnectorSpec>> {
+/// The desired set: the manifest's connectors (when one is given) and the registry's servers.
+/// A manifest that cannot be had is reported on stderr, and the last good one (from the disk
+/// cache) used if there is one.
+async fn desired_set(
+    dir: &Path,
+    manifest: Option<&str>,
+    http: &reqwest::Client,
+) -> Result<Vec<ConnectorSpec>> {
     let registry = Registry::open(RegistryOptions {
         watch: false,
         ..RegistryOptions::in_dir(dir)
     })
     .await?;
-    let specs = connector::from_registry(&registry.snapshot());
+    let snapshot = registry.snapshot();
     registry.close().await?;
-    Ok(specs)
+    let Some(source) = manifest else {
+        return Ok(connector::desired_set(None, &snapshot));
+    };
+    let source = ManifestSource::parse(source).map_err(anyhow::Error::msg)?;
+    let options = LoaderOptions {
+        key: std::env::var("SWITCHBOARD_MANIFEST_KEY")
+            .ok()
+            .map(String::into_bytes),
+        cache_path: Some(dir.join("manifest-cache.json")),
+        ..LoaderOptions::default()
+    };
+    let mut loader = ManifestLoader::new(source, http.clone(), options);
+    match loader.refresh().await {
+        Refresh::Updated | Refresh::NotModified => {}
+        Refresh::Stale(reason) => eprintln!("manifest: stale, using the last good one ({reason})"),
+        Refresh::Failed(reason) => eprintln!("manifest: unusable, no last good one ({reason})"),
+    }
+    let manifest = loader.current().map(|state| state.manifest.clone());
+    Ok(connector::desired_set(manifest.as_deref(), &snapshot))
 }
 
-async fn connect(dir: &Path) -> Result<Connected> {
-    let specs = desired_set(dir).await?;
+async fn connect(dir: &Path, manifest: Option<&str>) -> Result<Connected> {
     let http = http_client().context("cannot set up the HTTP client")?;
+    let specs = desired_set(dir, manifest, &http).await?;
     Ok(connect_all(specs, &http, SyncOptions::from_env()).await)
 }
 
-pub async fn sync_once(dir: &Path, json: bool) -> Result<()> {
-    let connected = connect(dir).await?;
+pub async fn sync_once(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
+    let connected = connect(dir, manifest).await?;
     print_reports(&connected.reports, json)?;
     connected.close().await;
     Ok(())
@@ -76,8 +101,8 @@ fn print_reports(reports: &[ConnectorReport], json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn tools(dir: &Path, json: bool) -> Result<()> {
-    let connected = connect(dir).await?;
+pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
+    let connected = connect(dir, manifest).await?;
     let catalog = connected.catalog();
     if json {
         let rows: Vec<Value> = catalog
@@ -109,7 +134,12 @@ pub async fn tools(dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn call(dir: &Path, qualified: &str, args: Option<&str>) -> Result<()> {
+pub async fn call(
+    dir: &Path,
+    manifest: Option<&str>,
+    qualified: &str,
+    args: Option<&str>,
+) -> Result<()> {
     let (connector_id, tool) = split_qualified(qualified)
         .with_context(|| format!("{qualified:?} is not CONNECTOR.TOOL"))?;
     let arguments = match args {
@@ -119,7 +149,8 @@ pub async fn call(dir: &Path, qualified: &str, args: Option<&str>) -> Result<()>
             other => bail!("--args must be a JSON object, not {other}"),
         },
     };
-    let spec = desired_set(dir)
+    let http = http_client().context("cannot set up the HTTP client")?;
+    let spec = desired_set(dir, manifest, &http)
         .await?
         .into_iter()
         .find(|s| s.id == connector_id)
@@ -127,7 +158,9 @@ pub async fn call(dir: &Path, qualified: &str, args: Option<&str>) -> Result<()>
     if !spec.enabled {
         bail!("connector {connector_id:?} is disabled");
     }
-    let http = http_client().context("cannot set up the HTTP client")?;
+    if let Some(variable) = &spec.missing_credential {
+        bail!("connector {connector_id:?} needs a credential: set {variable}");
+    }
     let session = Session::open(&spec, &http)
         .await
         .with_context(|| format!("cannot connect to {connector_id}"))?;

@@ -5,6 +5,7 @@
 )]
 
 mod cli;
+mod manifest;
 mod registry_api;
 mod registry_crash;
 mod registry_files;

@@ -1,0 +1,286 @@
+//! The manifest over real HTTP: conditional refresh, retries, stale-on-error across a restart,
+//! signatures, manual overrides, credentials.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use switchboard::connector::desired_set;
+use switchboard::health::Health;
+use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
+use switchboard::manifest::sign;
+use switchboard::registry::RegistrySnapshot;
+use switchboard::session::http_client;
+use switchboard::sync::{SyncOptions, connect_all};
+use switchboard_fixture::service_map::{ManifestServer, service_map};
+use switchboard_fixture::{Fixture, Knobs};
+
+use crate::support::*;
+
+const KEY: &[u8] = b"team signing key";
+
+fn signed(map: &serde_json::Value, key: &[u8]) -> String {
+    let mut map = map.clone();
+    map["signature"] = sign(&map, key).into();
+    map.to_string()
+}
+
+fn loader(
+    server: &ManifestServer,
+    cache_dir: &std::path::Path,
+    key: Option<&[u8]>,
+) -> ManifestLoader {
+    ManifestLoader::new(
+        ManifestSource::parse(&server.url()).unwrap(),
+        http_client().unwrap(),
+        LoaderOptions {
+            key: key.map(<[u8]>::to_vec),
+            backoff_base: Duration::from_millis(5),
+            backoff_cap: Duration::from_millis(20),
+            cache_path: Some(cache_dir.join("manifest-cache.json")),
+            ..LoaderOptions::default()
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manifest_connectors_connect_and_refreshes_are_conditional() {
+    let fleet = [
+        Fixture::start(Knobs::default()).await.unwrap(),
+        Fixture::start(Knobs::default()).await.unwrap(),
+    ];
+    let map = service_map(&[("wiki", fleet[0].url()), ("docs", fleet[1].url())], 300);
+    let server = ManifestServer::start(map.to_string()).await.unwrap();
+    server.set_max_age(Some(60));
+    let cache = tempfile::tempdir().unwrap();
+    let mut loader = loader(&server, cache.path(), None);
+    assert_eq!(loader.refresh().await, Refresh::Updated);
+
+    let state = loader.current().unwrap();
+    assert!(state.stale.is_none());
+    let by_max_age = std::time::SystemTime::now() + Duration::from_secs(61);
+    assert!(
+        state.fresh_until < by_max_age,
+        "Cache-Control: max-age=60 bounds freshness below the 300 s ttl"
+    );
+
+    let specs = desired_set(Some(&state.manifest), &RegistrySnapshot::default());
+    let connected = connect_all(
+        specs,
+        &http_client().unwrap(),
+        SyncOptions { concurrency: 16 },
+    )
+    .await;
+    let states: Vec<_> = connected
+        .reports
+        .iter()
+        .map(|r| (r.id.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        states,
+        [("wiki", Health::Healthy), ("docs", Health::Healthy)]
+    );
+    connected.close().await;
+
+    assert_eq!(loader.refresh().await, Refresh::NotModified);
+    assert_eq!(
+        server.counters().conditional.load(Ordering::Relaxed),
+        1,
+        "the refresh sent If-None-Match"
+    );
+    assert_eq!(server.counters().not_modified.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_are_retried_with_backoff() {
+    let map = service_map(&[("wiki", "http://127.0.0.1:9/mcp".into())], 300);
+    let server = ManifestServer::start(map.to_string()).await.unwrap();
+    server.fail_next(2);
+    let cache = tempfile::tempdir().unwrap();
+    let mut loader = loader(&server, cache.path(), None);
+    assert_eq!(
+        loader.refresh().await,
+        Refresh::Updated,
+        "the third attempt succeeds"
+    );
+    assert_eq!(server.counters().requests.load(Ordering::Relaxed), 3);
+
+    server.set_status(Some(404));
+    let outcome = loader.refresh().await;
+    assert!(
+        matches!(&outcome, Refresh::Stale(reason) if reason.contains("404")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        server.counters().requests.load(Ordering::Relaxed),
+        4,
+        "a 404 is not retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_refreshes_keep_the_last_good_manifest_even_across_a_restart() {
+    let map = service_map(
+        &[
+            ("wiki", "http://127.0.0.1:9/mcp".into()),
+            ("docs", "http://127.0.0.1:9/mcp".into()),
+        ],
+        300,
+    );
+    let server = ManifestServer::start(signed(&map, KEY)).await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut first = loader(&server, cache.path(), Some(KEY));
+    assert_eq!(first.refresh().await, Refresh::Updated);
+
+    let mut bad_cases = vec![
+        ("outage", None, "503"),
+        (
+            "malformed",
+            Some("{\"connectors\": [".to_string()),
+            "does not parse",
+        ),
+        (
+            "badly signed",
+            Some(signed(&map, b"someone else's key")),
+            "signature does not match",
+        ),
+        ("unsigned", Some(map.to_string()), "no signature"),
+    ];
+    let mut invalid = map.clone();
+    invalid["connectors"][1]["endpoint"] = "ftp://files".into();
+    bad_cases.push((
+        "invalid",
+        Some(signed(&invalid, KEY)),
+        "connectors[1] (id \"docs\"): endpoint",
+    ));
+    for (case, body, expected) in bad_cases {
+        match body {
+            None => server.set_status(Some(503)),
+            Some(body) => {
+                server.set_status(None);
+                server.set_body(body);
+            }
+        }
+        let outcome = first.refresh().await;
+        assert!(
+            matches!(&outcome, Refresh::Stale(reason) if reason.contains(expected)),
+            "{case}: {outcome:?}"
+        );
+        let state = first.current().unwrap();
+        assert_eq!(
+            state.manifest.connectors.len(),
+            2,
+            "{case}: the last good manifest is kept"
+        );
+        assert!(
+            state.stale.as_deref().unwrap().contains(expected),
+            "{case}: the reason is shown"
+        );
+    }
+
+    // A restart while the source is still broken: the disk cache supplies the last good one.
+    let mut restarted = loader(&server, cache.path(), Some(KEY));
+    let cached = restarted.current().expect("the cache is loaded at start");
+    assert!(
+        cached.stale.as_deref().unwrap().contains("cache"),
+        "{:?}",
+        cached.stale
+    );
+    assert_eq!(cached.manifest.connectors.len(), 2);
+    assert!(matches!(restarted.refresh().await, Refresh::Stale(_)));
+    assert_eq!(restarted.current().unwrap().manifest.connectors.len(), 2);
+
+    // A cache is no way around the signature: with another key it is not trusted.
+    let other_key = loader(&server, cache.path(), Some(b"rotated key"));
+    assert!(
+        other_key.current().is_none(),
+        "a cache that fails the signature check is ignored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_toggle_disables_a_manifest_connector() {
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let map = service_map(&[("wiki", fixture.url())], 300);
+    let manifest = switchboard::manifest::Manifest::parse(&map.to_string(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path()).await;
+    registry.set_override("wiki", Some(false)).await.unwrap();
+    let specs = desired_set(Some(&manifest), &registry.snapshot());
+    let connected = connect_all(
+        specs,
+        &http_client().unwrap(),
+        SyncOptions { concurrency: 16 },
+    )
+    .await;
+    assert_eq!(connected.reports[0].state, Health::Disabled);
+    assert_eq!(
+        fixture.accepted_connections(),
+        0,
+        "a toggled-off connector is not contacted"
+    );
+    registry.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_come_from_the_environment_and_never_show() {
+    let guarded = Fixture::start(Knobs {
+        require_authorization: Some("Bearer s3cret".into()),
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let mut map = service_map(&[("guarded", guarded.url())], 300);
+    map["connectors"][0]["auth"] =
+        serde_json::json!({"type": "bearer", "headerName": "Authorization"});
+    let server = ManifestServer::start(map.to_string()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sync = |token: Option<&'static str>| {
+        let (dir, url) = (tmp.path().to_path_buf(), server.url());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = switchboard();
+            cmd.env_remove("CONNECTORS_API_KEY")
+                .env_remove("SWITCHBOARD_TOKEN_GUARDED");
+            if let Some(token) = token {
+                cmd.env("SWITCHBOARD_TOKEN_GUARDED", token);
+            }
+            cmd.arg("--config-dir").arg(&dir).args([
+                "sync",
+                "--once",
+                "--json",
+                "--manifest",
+                &url,
+            ]);
+            cmd.output().unwrap()
+        })
+    };
+    let without = sync(None).await.unwrap();
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&without)).unwrap();
+    assert_eq!(reports[0]["state"], "unauthorized");
+    assert!(
+        reports[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_TOKEN_GUARDED"),
+        "{reports}"
+    );
+    assert_eq!(
+        guarded.accepted_connections(),
+        0,
+        "no credential, no contact"
+    );
+
+    let with = sync(Some("s3cret")).await.unwrap();
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&with)).unwrap();
+    assert_eq!(reports[0]["state"], "healthy", "{reports}");
+    let everything = format!(
+        "{}{}{}{}",
+        stdout(&without),
+        stderr(&without),
+        stdout(&with),
+        stderr(&with)
+    );
+    assert!(
+        !everything.contains("s3cret"),
+        "the token leaked into output"
+    );
+}
