@@ -4,6 +4,8 @@
 //! stdio servers run as child processes in their own process group, so a `npx → sh → node` chain
 //! dies with its session. Every request has a deadline: `rmcp` has none of its own.
 
+mod reuse;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,6 +146,8 @@ pub struct Session {
     pub connect_latency: Duration,
     /// Woken when the server says its tool list changed.
     pub tools_changed: Arc<Notify>,
+    /// The connector's deadline for one tool call.
+    pub call_timeout: Duration,
 }
 
 impl Session {
@@ -173,6 +177,7 @@ impl Session {
             tools,
             connect_latency: started.elapsed(),
             tools_changed: events.tools_changed,
+            call_timeout: spec.call_timeout,
         })
     }
 
@@ -245,7 +250,8 @@ async fn connect(
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(custom)
                 .reinit_on_expired_session(true);
-            let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+            let client = reuse::ReusingClient(http.clone());
+            let transport = StreamableHttpClientTransport::with_client(client, config);
             events
                 .serve_with_lifecycle(transport, lifecycle)
                 .await

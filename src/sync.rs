@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, split_qualified};
 use crate::connector::ConnectorSpec;
 use crate::health::Health;
 use crate::session::Session;
@@ -68,11 +68,38 @@ impl Connected {
         )
     }
 
+    /// Calls `connector.tool` through the engine, bounded by that connector's call deadline.
+    pub async fn call(
+        &self,
+        qualified: &str,
+        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<rmcp::model::CallToolResult, CallError> {
+        let (connector, tool) = split_qualified(qualified)
+            .ok_or_else(|| CallError::UnknownTool(qualified.to_string()))?;
+        let session = self
+            .sessions
+            .get(connector)
+            .ok_or_else(|| CallError::NotConnected(connector.to_string()))?;
+        Ok(session.call(tool, arguments, session.call_timeout).await?)
+    }
+
     pub async fn close(self) {
         for (_, session) in self.sessions {
             session.close().await;
         }
     }
+}
+
+/// Why a call through the engine failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    #[error("{0:?} is not CONNECTOR.TOOL")]
+    UnknownTool(String),
+    #[error("connector {0:?} is not connected")]
+    NotConnected(String),
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
 }
 
 /// Connects every enabled connector of `specs`, at most `options.concurrency` at a time.

@@ -242,13 +242,10 @@ async fn calls_reuse_the_connection_the_handshake_opened() {
             .unwrap();
         assert_eq!(result.is_error, Some(false));
     }
-    // rmcp hands over a response while the rest of its SSE body drains in the background, so a
-    // call can start before the previous connection is back in the pool; that costs at most one
-    // more connection, never one per call.
-    assert!(
-        fixture.accepted_connections() <= after_handshake + 1,
-        "20 sequential calls opened {} connections after the handshake's {after_handshake}",
-        fixture.accepted_connections() - after_handshake
+    assert_eq!(
+        fixture.accepted_connections(),
+        after_handshake,
+        "20 sequential calls should ride the connection the handshake opened"
     );
     let failed = session.call("missing", None, DEADLINE).await.unwrap_err();
     assert!(failed.to_string().contains("no tool missing"), "{failed}");
