@@ -9,5 +9,6 @@ mod manifest;
 mod registry_api;
 mod registry_crash;
 mod registry_files;
+mod stdio;
 mod support;
 mod sync;
