@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    ProtocolVersion, Tool,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
+    Implementation, PingRequest, ProtocolVersion, RequestMetaObject, Tool,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceError};
+use rmcp::{
+    ClientCacheConfig, ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient,
+    ServiceError,
+};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
@@ -159,6 +162,12 @@ impl Session {
         };
         let opening = async {
             let service = connect(spec, http, events.clone()).await?;
+            // rmcp caches list results and serves them stale when the server fails: a dead
+            // server would keep its tools and look healthy. Health needs every answer fresh.
+            service
+                .peer()
+                .set_response_cache_config(ClientCacheConfig::disabled())
+                .await;
             let tools = service
                 .list_all_tools()
                 .await
@@ -203,6 +212,29 @@ impl Session {
             params = params.with_arguments(arguments);
         }
         tokio::time::timeout(timeout, self.service.call_tool(params))
+            .await
+            .map_err(|_| SessionError::Timeout(timeout))?
+            .map_err(SessionError::from_service)
+    }
+
+    /// Asks the server whether it is there, by its era: `ping` on the initialize-era
+    /// protocols, `server/discover` on 2026-07-28 and later (which have no ping).
+    pub async fn probe(&self, timeout: Duration) -> Result<(), SessionError> {
+        let modern = self
+            .protocol_version
+            .as_deref()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28.as_str());
+        let peer = self.service.peer();
+        let asked = async {
+            if modern {
+                peer.discover(RequestMetaObject::new()).await.map(|_| ())
+            } else {
+                peer.send_request(ClientRequest::PingRequest(PingRequest::default()))
+                    .await
+                    .map(|_| ())
+            }
+        };
+        tokio::time::timeout(timeout, asked)
             .await
             .map_err(|_| SessionError::Timeout(timeout))?
             .map_err(SessionError::from_service)

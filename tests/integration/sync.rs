@@ -328,3 +328,28 @@ async fn the_cli_syncs_lists_and_calls_registry_servers() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("no tool nope"), "{}", stderr(&bad));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_server_is_never_answered_from_a_cache() {
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let mut session = Session::open(&spec("fx", &fixture, DEADLINE), &http_client().unwrap())
+        .await
+        .unwrap();
+    session
+        .probe(DEADLINE)
+        .await
+        .expect("a live server answers the probe");
+    session.relist(DEADLINE).await.expect("and lists its tools");
+    fixture.stop().await;
+    let probe = session.probe(Duration::from_secs(5)).await;
+    assert!(
+        probe.is_err(),
+        "a stopped server must fail the probe, got {probe:?}"
+    );
+    let relist = session.relist(Duration::from_secs(5)).await.map(<[_]>::len);
+    assert!(
+        relist.is_err(),
+        "a stopped server's tools must not come from a cache: {relist:?}"
+    );
+    session.close().await;
+}
