@@ -5,6 +5,10 @@
 . "$(dirname "$0")/common.sh"
 
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl)
+# The interoperability tests run npm and PyPI MCP servers; keep a Node or Python that is
+# already installed (nodesource, pyenv) rather than adding Debian's beside it.
+command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
+command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || APT_PACKAGES+=(python3 python3-venv)
 MIN_RUST_MINOR=88
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

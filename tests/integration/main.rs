@@ -5,6 +5,7 @@
 )]
 
 mod cli;
+mod interop;
 mod manifest;
 mod registry_api;
 mod registry_crash;

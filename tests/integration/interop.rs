@@ -1,0 +1,168 @@
+//! Interoperability with MCP servers nobody here wrote, installed by scripts/install-interop.sh:
+//! npm `@modelcontextprotocol/server-everything` (stdio, streamable HTTP) and PyPI
+//! `mcp-server-time` (stdio). Connect, list every tool, call one, probe.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use indexmap::IndexMap;
+use switchboard::connector::{ConnectorSpec, Endpoint, Source};
+use switchboard::health::Health;
+use switchboard::session::http_client;
+use switchboard::sync::{Connected, SyncOptions, connect_all};
+
+use crate::support::*;
+
+fn interop_dir() -> PathBuf {
+    let dir = std::env::var_os("SWITCHBOARD_INTEROP_DIR").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(".cache/switchboard/interop")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run ./scripts/install-interop.sh (./scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+fn everything_js() -> String {
+    interop_dir()
+        .join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+        .display()
+        .to_string()
+}
+
+fn spec(id: &str, endpoint: Endpoint) -> ConnectorSpec {
+    ConnectorSpec {
+        id: id.into(),
+        endpoint,
+        enabled: true,
+        connect_timeout: DEADLINE,
+        call_timeout: DEADLINE,
+        source: Source::Registry,
+        missing_credential: None,
+    }
+}
+
+fn stdio(command: String, args: &[&str]) -> Endpoint {
+    Endpoint::Stdio {
+        command,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: IndexMap::new(),
+        cwd: None,
+    }
+}
+
+/// Connects one connector, checks it is healthy with at least `min_tools`, and probes it.
+async fn connect_healthy(spec: ConnectorSpec, min_tools: usize) -> Connected {
+    let connected = connect_all(
+        vec![spec],
+        &http_client().unwrap(),
+        SyncOptions { concurrency: 1 },
+    )
+    .await;
+    let report = &connected.reports[0];
+    assert_eq!(report.state, Health::Healthy, "{report:?}");
+    assert!(report.tools >= min_tools, "{report:?}");
+    let session = connected.sessions.values().next().unwrap();
+    session
+        .probe(DEADLINE)
+        .await
+        .expect("the server answers a health probe");
+    connected
+}
+
+async fn echo(connected: &Connected, id: &str) {
+    let args = serde_json::json!({"message": "hello from switchboard"});
+    let result = connected
+        .call(&format!("{id}.echo"), args.as_object().cloned())
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&result.content).unwrap();
+    assert!(text.contains("Echo: hello from switchboard"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_everything_over_stdio() {
+    let connected = connect_healthy(
+        spec(
+            "everything",
+            stdio("node".into(), &[&everything_js(), "stdio"]),
+        ),
+        10,
+    )
+    .await;
+    echo(&connected, "everything").await;
+    assert!(
+        connected.catalog().get("everything.get-sum").is_some(),
+        "every tool is listed"
+    );
+    connected.close().await;
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_everything_over_streamable_http() {
+    // The server binds every interface: give it a free port and stop it by pid.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = KillOnDrop(
+        Command::new("node")
+            .args([everything_js().as_str(), "streamableHttp"])
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("server-everything listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    let endpoint = Endpoint::Http {
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        kind: None,
+        headers: IndexMap::new(),
+    };
+    let connected = connect_healthy(spec("everything", endpoint), 10).await;
+    echo(&connected, "everything").await;
+    connected.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_server_time_from_pypi_over_stdio() {
+    let command = interop_dir()
+        .join("venv/bin/mcp-server-time")
+        .display()
+        .to_string();
+    let connected = connect_healthy(
+        spec("time", stdio(command, &["--local-timezone", "UTC"])),
+        2,
+    )
+    .await;
+    let args = serde_json::json!({"timezone": "Europe/Paris"});
+    let result = connected
+        .call("time.get_current_time", args.as_object().cloned())
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    let text = serde_json::to_string(&result.content).unwrap();
+    assert!(text.contains("Europe/Paris"), "{text}");
+    connected.close().await;
+}
