@@ -15,6 +15,8 @@ pub mod catalog;
 pub mod connector;
 /// Crash-safe file writes (temp, fsync, rename, fsync dir), 0600 by default.
 pub mod durable;
+/// The running engine: a supervisor per connector, reconciled against the desired set.
+pub mod engine;
 /// Connector health states and what moves a connector between them.
 pub mod health;
 /// Reading other MCP clients' configs and previewing what importing them changes.

@@ -133,11 +133,21 @@ impl ClientHandler for SessionEvents {
             ClientCapabilities::default(),
             Implementation::new("switchboard", env!("CARGO_PKG_VERSION")),
         )
+        // What the initialize handshake offers; 2026-era servers are reached by discover.
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed.notify_one();
     }
+}
+
+/// How a server tells this session that its tool list changed.
+enum ChangeFeed {
+    /// `notifications/tools/list_changed` on the session (initialize-era servers).
+    Notified(Arc<Notify>),
+    /// A `subscriptions/listen` stream (2026-07-28 servers).
+    Subscribed(Box<rmcp::service::Subscription>),
 }
 
 /// A connected MCP server and the tools it listed.
@@ -147,10 +157,40 @@ pub struct Session {
     pub tools: Vec<Tool>,
     /// Handshake plus the first complete tool listing.
     pub connect_latency: Duration,
-    /// Woken when the server says its tool list changed.
-    pub tools_changed: Arc<Notify>,
     /// The connector's deadline for one tool call.
     pub call_timeout: Duration,
+    changes: ChangeFeed,
+    activity: Arc<Activity>,
+}
+
+/// When a session last heard from its server, so only idle sessions are probed.
+struct Activity {
+    since: Instant,
+    last_answer_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            last_answer_ms: Default::default(),
+        }
+    }
+
+    fn answered(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.last_answer_ms
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = self
+            .last_answer_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.since
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
 }
 
 impl Session {
@@ -168,26 +208,68 @@ impl Session {
                 .peer()
                 .set_response_cache_config(ClientCacheConfig::disabled())
                 .await;
+            let protocol_version = service
+                .peer_info()
+                .map(|info| info.protocol_version.to_string());
+            // Subscribe before listing, so a change in between is not missed.
+            let subscription = subscribe_to_changes(&service, protocol_version.as_deref()).await;
             let tools = service
                 .list_all_tools()
                 .await
                 .map_err(SessionError::from_service)?;
-            Ok::<_, SessionError>((service, tools))
+            Ok::<_, SessionError>((service, protocol_version, subscription, tools))
         };
-        let (service, tools) = tokio::time::timeout(spec.connect_timeout, opening)
-            .await
-            .map_err(|_| SessionError::Timeout(spec.connect_timeout))??;
-        let protocol_version = service
-            .peer_info()
-            .map(|info| info.protocol_version.to_string());
+        let (service, protocol_version, subscription, tools) =
+            tokio::time::timeout(spec.connect_timeout, opening)
+                .await
+                .map_err(|_| SessionError::Timeout(spec.connect_timeout))??;
+        let connect_latency = started.elapsed();
+        let changes = match subscription {
+            Some(subscription) => ChangeFeed::Subscribed(Box::new(subscription)),
+            None => ChangeFeed::Notified(events.tools_changed),
+        };
         Ok(Self {
             service,
             protocol_version,
             tools,
-            connect_latency: started.elapsed(),
-            tools_changed: events.tools_changed,
+            connect_latency,
             call_timeout: spec.call_timeout,
+            changes,
+            activity: Arc::new(Activity::new()),
         })
+    }
+
+    /// Completes when the server says its tool list changed (never, for servers that do not).
+    /// An error means the notification stream broke: the session is no longer trustworthy.
+    pub async fn tools_changed(&mut self) -> Result<(), SessionError> {
+        use rmcp::model::ServerNotification;
+        match &mut self.changes {
+            ChangeFeed::Notified(notify) => {
+                notify.notified().await;
+                Ok(())
+            }
+            ChangeFeed::Subscribed(subscription) => loop {
+                match subscription.next().await {
+                    Ok(Some(ServerNotification::ToolListChangedNotification(_))) => return Ok(()),
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {
+                        return Err(SessionError::Transport(
+                            "the server ended its change subscription".into(),
+                        ));
+                    }
+                    Err(e) => return Err(SessionError::from_service(e)),
+                }
+            },
+        }
+    }
+
+    /// A handle for calls that do not need the session itself (cheap to clone).
+    pub fn caller(&self) -> Caller {
+        Caller {
+            peer: self.service.peer().clone(),
+            call_timeout: self.call_timeout,
+            activity: self.activity.clone(),
+        }
     }
 
     /// Lists every tool again (after a `list_changed`, or to verify a server's health).
@@ -197,6 +279,7 @@ impl Session {
             .map_err(|_| SessionError::Timeout(timeout))?
             .map_err(SessionError::from_service)?;
         self.tools = tools;
+        self.activity.answered();
         Ok(&self.tools)
     }
 
@@ -207,14 +290,11 @@ impl Session {
         arguments: Option<Map<String, Value>>,
         timeout: Duration,
     ) -> Result<CallToolResult, SessionError> {
-        let mut params = CallToolRequestParams::new(tool.to_string());
-        if let Some(arguments) = arguments {
-            params = params.with_arguments(arguments);
+        let result = call_tool(self.service.peer(), tool, arguments, timeout).await;
+        if result.is_ok() {
+            self.activity.answered();
         }
-        tokio::time::timeout(timeout, self.service.call_tool(params))
-            .await
-            .map_err(|_| SessionError::Timeout(timeout))?
-            .map_err(SessionError::from_service)
+        result
     }
 
     /// Asks the server whether it is there, by its era: `ping` on the initialize-era
@@ -237,7 +317,9 @@ impl Session {
         tokio::time::timeout(timeout, asked)
             .await
             .map_err(|_| SessionError::Timeout(timeout))?
-            .map_err(SessionError::from_service)
+            .map_err(SessionError::from_service)?;
+        self.activity.answered();
+        Ok(())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -250,6 +332,80 @@ impl Session {
     }
 }
 
+/// Calls tools on a live session without holding it; what the engine hands to callers.
+#[derive(Clone)]
+pub struct Caller {
+    peer: rmcp::Peer<RoleClient>,
+    pub call_timeout: Duration,
+    activity: Arc<Activity>,
+}
+
+impl Caller {
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<CallToolResult, SessionError> {
+        let result = call_tool(&self.peer, tool, arguments, self.call_timeout).await;
+        if result.is_ok() {
+            self.activity.answered();
+        }
+        result
+    }
+
+    /// How long since the server last answered anything on this session.
+    pub fn idle_for(&self) -> Duration {
+        self.activity.idle_for()
+    }
+}
+
+async fn call_tool(
+    peer: &rmcp::Peer<RoleClient>,
+    tool: &str,
+    arguments: Option<Map<String, Value>>,
+    timeout: Duration,
+) -> Result<CallToolResult, SessionError> {
+    let mut params = CallToolRequestParams::new(tool.to_string());
+    if let Some(arguments) = arguments {
+        params = params.with_arguments(arguments);
+    }
+    tokio::time::timeout(timeout, peer.call_tool(params))
+        .await
+        .map_err(|_| SessionError::Timeout(timeout))?
+        .map_err(SessionError::from_service)
+}
+
+/// On the 2026-07-28 protocol, list changes come only on a `subscriptions/listen` stream; open
+/// one when the server offers them. `None`: use the session's notifications instead.
+async fn subscribe_to_changes(
+    service: &RunningService<RoleClient, SessionEvents>,
+    protocol_version: Option<&str>,
+) -> Option<rmcp::service::Subscription> {
+    let modern = protocol_version.is_some_and(|v| v >= ProtocolVersion::V_2026_07_28.as_str());
+    let offered = service
+        .peer_info()
+        .and_then(|info| {
+            info.capabilities
+                .tools
+                .as_ref()
+                .and_then(|t| t.list_changed)
+        })
+        .unwrap_or(false);
+    if !(modern && offered) {
+        return None;
+    }
+    let filter = rmcp::model::SubscriptionFilter::builder()
+        .tools_list_changed()
+        .build();
+    match service.peer().listen(filter).await {
+        Ok(subscription) => Some(subscription),
+        Err(e) => {
+            tracing::warn!(error = %e, "server offers list changes but refused a subscription");
+            None
+        }
+    }
+}
+
 async fn connect(
     spec: &ConnectorSpec,
     http: &reqwest::Client,
@@ -257,25 +413,50 @@ async fn connect(
 ) -> Result<RunningService<RoleClient, SessionEvents>, SessionError> {
     // Speak the newest era where the server does, the 2025-11-25 handshake otherwise; rmcp
     // detects which per the spec's backward-compatibility rules.
-    let lifecycle = ClientLifecycleMode::Auto {
+    let auto = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
+    match serve(spec, http, events.clone(), auto).await {
+        // A server that knows `server/discover` but lists only initialize-era versions: rmcp
+        // gives up instead of falling back, so fall back here, with a fresh transport.
+        Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
+            server_supported,
+            ..
+        }) if server_supported
+            .iter()
+            .any(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str()) =>
+        {
+            serve(spec, http, events, ClientLifecycleMode::Initialize).await
+        }
+        other => other,
+    }
+    .map_err(SessionError::from_init)
+}
+
+/// Opens a transport to the spec's endpoint and runs the handshake on it.
+async fn serve(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+    lifecycle: ClientLifecycleMode,
+) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
+    use rmcp::service::ClientInitializeError;
+    let refused = |message: String| ClientInitializeError::ConnectionClosed(message);
     match &spec.endpoint {
         Endpoint::Http {
             kind: Some(RemoteKind::Sse),
             ..
-        } => Err(SessionError::Unsupported(
+        } => Err(refused(
             "the deprecated HTTP+SSE transport is not supported yet".into(),
         )),
         Endpoint::Http { url, headers, .. } => {
             let mut custom = HashMap::new();
             for (name, value) in headers {
                 let name = HeaderName::try_from(name.as_str())
-                    .map_err(|_| SessionError::Unsupported(format!("bad header name {name:?}")))?;
-                let mut value = HeaderValue::try_from(value.as_str()).map_err(|_| {
-                    SessionError::Unsupported(format!("bad value for header {name}"))
-                })?;
+                    .map_err(|_| refused(format!("bad header name {name:?}")))?;
+                let mut value = HeaderValue::try_from(value.as_str())
+                    .map_err(|_| refused(format!("bad value for header {name}")))?;
                 value.set_sensitive(true);
                 custom.insert(name, value);
             }
@@ -284,10 +465,7 @@ async fn connect(
                 .reinit_on_expired_session(true);
             let client = reuse::ReusingClient(http.clone());
             let transport = StreamableHttpClientTransport::with_client(client, config);
-            events
-                .serve_with_lifecycle(transport, lifecycle)
-                .await
-                .map_err(SessionError::from_init)
+            events.serve_with_lifecycle(transport, lifecycle).await
         }
         Endpoint::Stdio {
             command,
@@ -306,11 +484,8 @@ async fn connect(
             let (transport, _stderr) = TokioChildProcess::builder(wrapped)
                 .stderr(std::process::Stdio::null())
                 .spawn()
-                .map_err(|e| SessionError::Transport(format!("cannot start {command}: {e}")))?;
-            events
-                .serve_with_lifecycle(transport, lifecycle)
-                .await
-                .map_err(SessionError::from_init)
+                .map_err(|e| refused(format!("cannot start {command}: {e}")))?;
+            events.serve_with_lifecycle(transport, lifecycle).await
         }
     }
 }

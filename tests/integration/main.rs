@@ -5,6 +5,7 @@
 )]
 
 mod cli;
+mod engine;
 mod interop;
 mod manifest;
 mod registry_api;

@@ -1,0 +1,591 @@
+//! The running engine: keeps every desired connector connected, and honest about it.
+//!
+//! One task, the reconciler, owns the state. Whenever the desired set changes it starts, stops
+//! or restarts one supervisor task per connector, and it folds what supervisors report into one
+//! snapshot (published on a `watch` channel) and an event stream. A supervisor connects (within
+//! the shared concurrency limit), then serves: re-lists on `list_changed`, probes when idle, and
+//! on failure reconnects with capped exponential backoff and full jitter. A stopped or failed
+//! connector's tools leave the catalog at once. Calls go straight to a live connector's caller.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use rand::RngExt as _;
+use rmcp::model::{CallToolResult, Tool};
+use serde::Serialize;
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, split_qualified};
+use crate::connector::ConnectorSpec;
+use crate::health::Health;
+use crate::session::{Caller, Session, SessionError};
+use crate::sync::{CallError, DEFAULT_CONCURRENCY};
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Connectors connecting at once.
+    pub concurrency: usize,
+    /// Probe a connector that has had no successful call for this long.
+    pub probe_every: Duration,
+    /// First reconnect delay bound; doubles per failed attempt up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            probe_every: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One connector as the engine sees it now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectorStatus {
+    pub id: String,
+    pub transport: &'static str,
+    pub state: Health,
+    pub reason: Option<String>,
+    pub tools: usize,
+    /// Handshake plus tool listing, of the current session.
+    pub latency_ms: Option<f64>,
+    pub protocol_version: Option<String>,
+    /// Failed attempts since the last success.
+    pub attempt: u32,
+    /// When down: the wait before the next attempt.
+    pub retry_in_ms: Option<u64>,
+}
+
+/// Everything the tray, the window, the CLI and metrics show, as of one moment.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSnapshot {
+    /// In the desired set's order.
+    pub connectors: Vec<ConnectorStatus>,
+    /// Exactly the tools of live connectors.
+    pub catalog: Arc<Catalog>,
+}
+
+/// A change worth telling about (tray notifications, logs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    StateChanged {
+        id: String,
+        from: Health,
+        to: Health,
+        reason: Option<String>,
+    },
+    ToolsChanged {
+        id: String,
+        count: usize,
+    },
+}
+
+type Callers = Arc<RwLock<HashMap<String, Caller>>>;
+
+/// A handle on the running engine.
+pub struct Engine {
+    snapshots: watch::Receiver<Arc<EngineSnapshot>>,
+    events: broadcast::Sender<EngineEvent>,
+    callers: Callers,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Engine {
+    /// Starts reconciling `desired` (and every later value of it).
+    pub fn start(
+        desired: watch::Receiver<Vec<ConnectorSpec>>,
+        http: reqwest::Client,
+        options: EngineOptions,
+    ) -> Self {
+        let (publish, snapshots) = watch::channel(Arc::new(EngineSnapshot::default()));
+        let (events, _) = broadcast::channel(256);
+        let callers: Callers = Arc::default();
+        let stop = CancellationToken::new();
+        let (reports_tx, reports) = mpsc::channel(256);
+        let reconciler = Reconciler {
+            http,
+            permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
+            options,
+            running: IndexMap::new(),
+            statuses: IndexMap::new(),
+            tools: HashMap::new(),
+            supervisors: JoinSet::new(),
+            reports_tx,
+            publish,
+            events: events.clone(),
+            callers: callers.clone(),
+            next_generation: 0,
+        };
+        let task = tokio::spawn(reconciler.run(desired, reports, stop.clone()));
+        Self {
+            snapshots,
+            events,
+            callers,
+            stop,
+            task,
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<EngineSnapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<EngineSnapshot>> {
+        self.snapshots.clone()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Calls `connector.tool` on its live session.
+    pub async fn call(
+        &self,
+        qualified: &str,
+        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<CallToolResult, CallError> {
+        let (connector, tool) = split_qualified(qualified)
+            .ok_or_else(|| CallError::UnknownTool(qualified.to_string()))?;
+        let caller = self
+            .callers
+            .read()
+            .ok()
+            .and_then(|callers| callers.get(connector).cloned())
+            .ok_or_else(|| CallError::NotConnected(connector.to_string()))?;
+        Ok(caller.call(tool, arguments).await?)
+    }
+
+    /// Stops every supervisor (closing sessions, stopping stdio children) and waits for them.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// What a supervisor tells the reconciler. `generation` tells reports of a replaced supervisor
+/// apart from its successor's.
+struct Report {
+    id: String,
+    generation: u64,
+    update: Update,
+}
+
+enum Update {
+    Connecting {
+        attempt: u32,
+    },
+    Up {
+        tools: Vec<Tool>,
+        latency: Duration,
+        protocol_version: Option<String>,
+        caller: Caller,
+    },
+    Tools(Vec<Tool>),
+    Failed {
+        state: Health,
+        reason: String,
+        attempt: u32,
+        retry_in: Option<Duration>,
+    },
+}
+
+struct Running {
+    spec: ConnectorSpec,
+    generation: u64,
+    stop: CancellationToken,
+}
+
+struct Reconciler {
+    http: reqwest::Client,
+    permits: Arc<Semaphore>,
+    options: EngineOptions,
+    running: IndexMap<String, Running>,
+    statuses: IndexMap<String, ConnectorStatus>,
+    tools: HashMap<String, Vec<Tool>>,
+    supervisors: JoinSet<()>,
+    reports_tx: mpsc::Sender<Report>,
+    publish: watch::Sender<Arc<EngineSnapshot>>,
+    events: broadcast::Sender<EngineEvent>,
+    callers: Callers,
+    next_generation: u64,
+}
+
+impl Reconciler {
+    async fn run(
+        mut self,
+        mut desired: watch::Receiver<Vec<ConnectorSpec>>,
+        mut reports: mpsc::Receiver<Report>,
+        stop: CancellationToken,
+    ) {
+        let first = desired.borrow_and_update().clone();
+        self.reconcile(first);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                changed = desired.changed() => {
+                    if changed.is_err() {
+                        break; // the source of the desired set is gone
+                    }
+                    let specs = desired.borrow_and_update().clone();
+                    self.reconcile(specs);
+                }
+                Some(report) = reports.recv() => self.apply(report),
+                Some(_) = self.supervisors.join_next(), if !self.supervisors.is_empty() => {}
+            }
+        }
+        for running in self.running.values() {
+            running.stop.cancel();
+        }
+        while self.supervisors.join_next().await.is_some() {}
+    }
+
+    fn reconcile(&mut self, specs: Vec<ConnectorSpec>) {
+        let wanted: IndexMap<String, ConnectorSpec> =
+            specs.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let gone: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(id, running)| wanted.get(*id) != Some(&running.spec))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.stop(&id);
+        }
+        let mut statuses = IndexMap::new();
+        for (id, spec) in wanted {
+            let previous = self.statuses.swap_remove(&id);
+            let status = if !spec.enabled {
+                self.status_for(&spec, Health::Disabled, None)
+            } else if let Some(variable) = &spec.missing_credential {
+                let reason = format!("no credential: set {variable}");
+                self.status_for(&spec, Health::Unauthorized, Some(reason))
+            } else if self.running.contains_key(&id) {
+                previous.unwrap_or_else(|| self.status_for(&spec, Health::Connecting, None))
+            } else {
+                self.start(spec.clone());
+                self.status_for(&spec, Health::Connecting, None)
+            };
+            statuses.insert(id, status);
+        }
+        let before = std::mem::replace(&mut self.statuses, statuses);
+        for (id, status) in &self.statuses {
+            let from = before.get(id).map_or(Health::Connecting, |s| s.state);
+            self.tell_state(id, from, status);
+        }
+        self.publish();
+    }
+
+    fn status_for(
+        &self,
+        spec: &ConnectorSpec,
+        state: Health,
+        reason: Option<String>,
+    ) -> ConnectorStatus {
+        ConnectorStatus {
+            id: spec.id.clone(),
+            transport: spec.endpoint.transport(),
+            state,
+            reason,
+            tools: 0,
+            latency_ms: None,
+            protocol_version: None,
+            attempt: 0,
+            retry_in_ms: None,
+        }
+    }
+
+    fn start(&mut self, spec: ConnectorSpec) {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let stop = CancellationToken::new();
+        let supervisor = Supervisor {
+            spec: spec.clone(),
+            http: self.http.clone(),
+            permits: self.permits.clone(),
+            options: self.options.clone(),
+            stop: stop.clone(),
+            reports: self.reports_tx.clone(),
+            generation,
+        };
+        self.supervisors.spawn(supervisor.run());
+        self.running.insert(
+            spec.id.clone(),
+            Running {
+                spec,
+                generation,
+                stop,
+            },
+        );
+    }
+
+    /// Stops a supervisor; its tools and caller go at once, not when it has finished closing.
+    fn stop(&mut self, id: &str) {
+        if let Some(running) = self.running.shift_remove(id) {
+            running.stop.cancel();
+        }
+        self.evict(id);
+        self.statuses.shift_remove(id);
+    }
+
+    fn evict(&mut self, id: &str) {
+        if self.tools.remove(id).is_some() {
+            let _ = self.events.send(EngineEvent::ToolsChanged {
+                id: id.to_string(),
+                count: 0,
+            });
+        }
+        if let Ok(mut callers) = self.callers.write() {
+            callers.remove(id);
+        }
+    }
+
+    fn apply(&mut self, report: Report) {
+        let current = self
+            .running
+            .get(&report.id)
+            .is_some_and(|r| r.generation == report.generation);
+        if !current {
+            return; // from a supervisor that was stopped or replaced
+        }
+        let Some(before) = self.statuses.get(&report.id).cloned() else {
+            return;
+        };
+        let mut status = before.clone();
+        match report.update {
+            Update::Connecting { attempt } => {
+                status.state = Health::Connecting;
+                status.attempt = attempt;
+                status.retry_in_ms = None;
+            }
+            Update::Up {
+                tools,
+                latency,
+                protocol_version,
+                caller,
+            } => {
+                let (state, reason) = Health::after_connect(tools.len());
+                status = ConnectorStatus {
+                    state,
+                    reason,
+                    tools: tools.len(),
+                    latency_ms: Some(latency.as_secs_f64() * 1e3),
+                    protocol_version,
+                    attempt: 0,
+                    retry_in_ms: None,
+                    ..status
+                };
+                if let Ok(mut callers) = self.callers.write() {
+                    callers.insert(report.id.clone(), caller);
+                }
+                self.set_tools(&report.id, tools);
+            }
+            Update::Tools(tools) => {
+                let (state, reason) = Health::after_connect(tools.len());
+                status.state = state;
+                status.reason = reason;
+                status.tools = tools.len();
+                self.set_tools(&report.id, tools);
+            }
+            Update::Failed {
+                state,
+                reason,
+                attempt,
+                retry_in,
+            } => {
+                self.evict(&report.id);
+                status.state = state;
+                status.reason = Some(reason);
+                status.tools = 0;
+                status.attempt = attempt;
+                status.retry_in_ms = retry_in.map(|d| d.as_millis() as u64);
+            }
+        }
+        self.tell_state(&report.id, before.state, &status);
+        self.statuses.insert(report.id, status);
+        self.publish();
+    }
+
+    fn set_tools(&mut self, id: &str, tools: Vec<Tool>) {
+        let count = tools.len();
+        let changed = self
+            .tools
+            .insert(id.to_string(), tools)
+            .is_none_or(|old| old.len() != count);
+        if changed {
+            let _ = self.events.send(EngineEvent::ToolsChanged {
+                id: id.to_string(),
+                count,
+            });
+        }
+    }
+
+    fn tell_state(&self, id: &str, from: Health, status: &ConnectorStatus) {
+        if from != status.state {
+            tracing::info!(connector = id, from = from.as_str(), to = status.state.as_str(), reason = ?status.reason, "connector state");
+            let _ = self.events.send(EngineEvent::StateChanged {
+                id: id.to_string(),
+                from,
+                to: status.state,
+                reason: status.reason.clone(),
+            });
+        }
+    }
+
+    fn publish(&self) {
+        let catalog = Catalog::from_connectors(
+            self.tools
+                .iter()
+                .map(|(id, tools)| (id.as_str(), tools.as_slice())),
+        );
+        self.publish.send_replace(Arc::new(EngineSnapshot {
+            connectors: self.statuses.values().cloned().collect(),
+            catalog: Arc::new(catalog),
+        }));
+    }
+}
+
+/// Keeps one connector connected until told to stop.
+struct Supervisor {
+    spec: ConnectorSpec,
+    http: reqwest::Client,
+    permits: Arc<Semaphore>,
+    options: EngineOptions,
+    stop: CancellationToken,
+    reports: mpsc::Sender<Report>,
+    generation: u64,
+}
+
+/// Why a live session ended.
+enum Ended {
+    Stopped,
+    Failed(Health, String),
+}
+
+impl Supervisor {
+    async fn run(self) {
+        let mut attempt = 0;
+        loop {
+            self.report(Update::Connecting { attempt }).await;
+            let opened = {
+                let _permit = tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    permit = self.permits.acquire() => permit,
+                };
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    opened = Session::open(&self.spec, &self.http) => opened,
+                }
+            };
+            match opened {
+                Ok(mut session) => {
+                    attempt = 0;
+                    self.report(Update::Up {
+                        tools: session.tools.clone(),
+                        latency: session.connect_latency,
+                        protocol_version: session.protocol_version.clone(),
+                        caller: session.caller(),
+                    })
+                    .await;
+                    let ended = self.serve(&mut session).await;
+                    session.close().await;
+                    match ended {
+                        Ended::Stopped => return,
+                        // A session that worked and broke is retried at once (the server may
+                        // just have restarted); backoff starts if that fails too.
+                        Ended::Failed(state, reason) => {
+                            self.report(Update::Failed {
+                                state,
+                                reason,
+                                attempt,
+                                retry_in: None,
+                            })
+                            .await;
+                        }
+                    }
+                }
+                Err(error) => {
+                    attempt += 1;
+                    let delay = self.backoff(attempt);
+                    self.report(Update::Failed {
+                        state: Health::after_failure(&error),
+                        reason: error.to_string(),
+                        attempt,
+                        retry_in: Some(delay),
+                    })
+                    .await;
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn serve(&self, session: &mut Session) -> Ended {
+        enum Wake {
+            Stop,
+            ToolsChanged(Result<(), SessionError>),
+            ProbeDue,
+        }
+        loop {
+            let wake = tokio::select! {
+                _ = self.stop.cancelled() => Wake::Stop,
+                changed = session.tools_changed() => Wake::ToolsChanged(changed),
+                _ = tokio::time::sleep(self.options.probe_every) => Wake::ProbeDue,
+            };
+            match wake {
+                Wake::Stop => return Ended::Stopped,
+                Wake::ToolsChanged(Err(e)) => {
+                    return Ended::Failed(Health::after_failure(&e), e.to_string());
+                }
+                Wake::ToolsChanged(Ok(())) => match session.relist(self.spec.connect_timeout).await
+                {
+                    Ok(tools) => self.report(Update::Tools(tools.to_vec())).await,
+                    Err(e) => return Ended::Failed(Health::after_failure(&e), e.to_string()),
+                },
+                Wake::ProbeDue => {
+                    if session.is_closed() {
+                        return Ended::Failed(Health::Down, "the connection closed".into());
+                    }
+                    if session.caller().idle_for() >= self.options.probe_every
+                        && let Err(e) = session.probe(self.spec.connect_timeout).await
+                    {
+                        return Ended::Failed(
+                            Health::after_failure(&e),
+                            format!("probe failed: {e}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Full jitter: a random wait up to the capped exponential bound.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let bound = self
+            .options
+            .backoff_base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.options.backoff_cap);
+        bound.mul_f64(rand::rng().random_range(0.0..=1.0))
+    }
+
+    async fn report(&self, update: Update) {
+        let report = Report {
+            id: self.spec.id.clone(),
+            generation: self.generation,
+            update,
+        };
+        let _ = self.reports.send(report).await;
+    }
+}

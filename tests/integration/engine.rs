@@ -1,0 +1,308 @@
+//! The running engine against live fixture servers: reconcile, eviction, list changes in both
+//! eras, restarts, backoff, calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use switchboard::connector::{ConnectorSpec, Endpoint, Source};
+use switchboard::engine::{Engine, EngineOptions, EngineSnapshot};
+use switchboard::health::Health;
+use switchboard::session::http_client;
+use switchboard_fixture::{Fixture, Knobs};
+use tokio::sync::watch;
+
+use crate::support::*;
+
+fn spec_at(id: &str, url: String) -> ConnectorSpec {
+    ConnectorSpec {
+        id: id.into(),
+        endpoint: Endpoint::Http {
+            url,
+            kind: None,
+            headers: IndexMap::new(),
+        },
+        enabled: true,
+        connect_timeout: Duration::from_secs(5),
+        call_timeout: Duration::from_secs(5),
+        source: Source::Registry,
+        missing_credential: None,
+    }
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        probe_every: Duration::from_millis(100),
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(400),
+        ..EngineOptions::default()
+    }
+}
+
+fn start(specs: Vec<ConnectorSpec>) -> (Engine, watch::Sender<Vec<ConnectorSpec>>) {
+    let (desired, receiver) = watch::channel(specs);
+    (
+        Engine::start(receiver, http_client().unwrap(), options()),
+        desired,
+    )
+}
+
+async fn wait_for(
+    engine: &Engine,
+    what: &str,
+    ready: impl Fn(&EngineSnapshot) -> bool,
+) -> Arc<EngineSnapshot> {
+    let mut changes = engine.subscribe();
+    let waited = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let current = changes.borrow_and_update().clone();
+            if ready(&current) {
+                return current;
+            }
+            changes
+                .changed()
+                .await
+                .expect("engine stopped while waiting");
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|_| {
+        panic!(
+            "within {DEADLINE:?}: {what}; last: {:?}",
+            engine.snapshot().connectors
+        )
+    })
+}
+
+fn state(snapshot: &EngineSnapshot, id: &str) -> Option<Health> {
+    snapshot
+        .connectors
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.state)
+}
+
+fn tools_of(snapshot: &EngineSnapshot, id: &str) -> usize {
+    snapshot
+        .catalog
+        .iter()
+        .filter(|(_, t)| t.connector == id)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disabled_and_removed_connectors_leave_at_once() {
+    let (a, b) = (
+        Fixture::start(Knobs::default()).await.unwrap(),
+        Fixture::start(Knobs::default()).await.unwrap(),
+    );
+    let (engine, desired) = start(vec![spec_at("a", a.url()), spec_at("b", b.url())]);
+    wait_for(&engine, "both healthy", |s| {
+        state(s, "a") == Some(Health::Healthy) && state(s, "b") == Some(Health::Healthy)
+    })
+    .await;
+    assert_eq!(engine.snapshot().catalog.len(), 6);
+    let result = engine
+        .call("a.tool_002", None)
+        .await
+        .expect("a call through the engine");
+    assert_eq!(result.is_error, Some(false));
+
+    let mut off = spec_at("a", a.url());
+    off.enabled = false;
+    desired.send_replace(vec![off, spec_at("b", b.url())]);
+    let snapshot = wait_for(&engine, "a disabled", |s| {
+        state(s, "a") == Some(Health::Disabled)
+    })
+    .await;
+    assert_eq!(
+        tools_of(&snapshot, "a"),
+        0,
+        "a disabled connector's tools leave with the same snapshot"
+    );
+    assert_eq!(snapshot.catalog.len(), 3);
+    assert!(
+        engine.call("a.tool_002", None).await.is_err(),
+        "no calls to a disabled connector"
+    );
+
+    desired.send_replace(vec![spec_at("b", b.url())]);
+    let snapshot = wait_for(&engine, "a removed", |s| state(s, "a").is_none()).await;
+    assert_eq!(snapshot.connectors.len(), 1);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_changes_are_honoured_in_both_protocol_eras() {
+    let modern = Fixture::start(Knobs::default()).await.unwrap();
+    let legacy = Fixture::start(Knobs {
+        legacy_only: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let (engine, _desired) = start(vec![
+        spec_at("modern", modern.url()),
+        spec_at("legacy", legacy.url()),
+    ]);
+    let snapshot = wait_for(&engine, "both healthy", |s| {
+        state(s, "modern") == Some(Health::Healthy) && state(s, "legacy") == Some(Health::Healthy)
+    })
+    .await;
+    let era = |id: &str| {
+        snapshot
+            .connectors
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .protocol_version
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(era("modern"), "2026-07-28");
+    assert_eq!(era("legacy"), "2025-11-25");
+
+    modern.set_knobs(|k| k.tools = 5).await;
+    legacy.set_knobs(|k| k.tools = 1).await;
+    wait_for(&engine, "both re-listed after list_changed", |s| {
+        tools_of(s, "modern") == 5 && tools_of(s, "legacy") == 1
+    })
+    .await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_server_is_noticed_and_re_established() {
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let addr = fixture.addr();
+    let (engine, _desired) = start(vec![spec_at("fx", fixture.url())]);
+    wait_for(&engine, "healthy", |s| {
+        state(s, "fx") == Some(Health::Healthy)
+    })
+    .await;
+
+    fixture.stop().await;
+    let snapshot = wait_for(&engine, "down once the server is gone", |s| {
+        state(s, "fx") == Some(Health::Down)
+    })
+    .await;
+    assert_eq!(
+        snapshot.catalog.len(),
+        0,
+        "a dead server's tools leave the catalog"
+    );
+
+    // Back on the same address, but with no tools: not green again.
+    let back = Fixture::start_on(
+        addr,
+        Knobs {
+            tools: 0,
+            ..Knobs::default()
+        },
+    )
+    .await
+    .unwrap();
+    let snapshot = wait_for(&engine, "reconnected and the empty list noticed", |s| {
+        state(s, "fx") == Some(Health::Degraded)
+    })
+    .await;
+    assert!(
+        snapshot.connectors[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no tools")
+    );
+    back.set_knobs(|k| k.tools = 2).await;
+    wait_for(&engine, "healthy once tools return", |s| {
+        state(s, "fx") == Some(Health::Healthy) && tools_of(s, "fx") == 2
+    })
+    .await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_server_is_retried_with_growing_capped_jittered_delays() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (engine, _desired) = start(vec![spec_at(
+        "gone",
+        format!("http://127.0.0.1:{port}/mcp"),
+    )]);
+    let mut changes = engine.subscribe();
+    let mut seen = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        while seen.len() < 5 {
+            changes.changed().await.unwrap();
+            let status = changes.borrow_and_update().connectors[0].clone();
+            if let (Health::Down, Some(retry)) = (status.state, status.retry_in_ms)
+                && seen
+                    .last()
+                    .is_none_or(|(attempt, _)| *attempt != status.attempt)
+            {
+                seen.push((status.attempt, retry));
+            }
+        }
+    })
+    .await
+    .expect("five failed attempts within the deadline");
+    let opts = options();
+    for (attempt, retry_ms) in &seen {
+        let bound = (opts.backoff_base * 2u32.pow(attempt - 1)).min(opts.backoff_cap);
+        assert!(
+            *retry_ms <= bound.as_millis() as u64,
+            "attempt {attempt}: {retry_ms} ms over the bound {bound:?}"
+        );
+    }
+    let attempts: Vec<u32> = seen.iter().map(|(a, _)| *a).collect();
+    assert_eq!(
+        attempts,
+        [1, 2, 3, 4, 5],
+        "each failure counts as the next attempt"
+    );
+    let reason = engine.snapshot().connectors[0].reason.clone().unwrap();
+    assert!(reason.contains("refused"), "{reason}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unauthorized_and_hanging_servers_do_not_hold_up_the_rest() {
+    let refuses = Fixture::start(Knobs {
+        unauthorized: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let hangs = Fixture::start(Knobs {
+        hang: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let fine = Fixture::start(Knobs::default()).await.unwrap();
+    let mut slow = spec_at("hangs", hangs.url());
+    slow.connect_timeout = Duration::from_secs(60);
+    let (engine, _desired) = start(vec![
+        spec_at("refuses", refuses.url()),
+        slow,
+        spec_at("fine", fine.url()),
+    ]);
+    let snapshot = wait_for(
+        &engine,
+        "the good one healthy, the 401 one unauthorized",
+        |s| {
+            state(s, "fine") == Some(Health::Healthy)
+                && state(s, "refuses") == Some(Health::Unauthorized)
+        },
+    )
+    .await;
+    assert_eq!(
+        state(&snapshot, "hangs"),
+        Some(Health::Connecting),
+        "still waiting on its own timeout"
+    );
+    engine.shutdown().await;
+}
