@@ -46,7 +46,8 @@ enum Command {
     Registry(RegistryCommand),
     /// Connect every enabled connector (in parallel) and report each one's state.
     Sync {
-        /// Connect once, print, disconnect and exit (the only mode so far).
+        /// Connect once, print each connector's state, disconnect and exit. Without it: keep
+        /// every connector connected and print each change until interrupted.
         #[arg(long)]
         once: bool,
         #[command(flatten)]
@@ -205,9 +206,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
             manifest,
         } => connectors::sync_once(&dir, manifest.manifest.as_deref(), json).await,
-        Command::Sync { once: false, .. } => {
-            bail!("continuous sync is not built yet; use `switchboard sync --once`")
-        }
+        Command::Sync {
+            once: false,
+            json,
+            manifest,
+        } => connectors::sync_watch(&dir, manifest.manifest.as_deref(), json).await,
         Command::Tools { json, manifest } => {
             connectors::tools(&dir, manifest.manifest.as_deref(), json).await
         }

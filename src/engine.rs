@@ -36,6 +36,16 @@ pub struct EngineOptions {
     pub backoff_cap: Duration,
 }
 
+impl EngineOptions {
+    /// Defaults, with the concurrency limit from the environment (see [`crate::sync::SyncOptions`]).
+    pub fn from_env() -> Self {
+        Self {
+            concurrency: crate::sync::SyncOptions::from_env().concurrency,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
@@ -85,6 +95,10 @@ pub enum EngineEvent {
     ToolsChanged {
         id: String,
         count: usize,
+    },
+    /// The connector left the desired set.
+    Removed {
+        id: String,
     },
 }
 
@@ -249,6 +263,7 @@ impl Reconciler {
     }
 
     fn reconcile(&mut self, specs: Vec<ConnectorSpec>) {
+        let before = self.statuses.clone();
         let wanted: IndexMap<String, ConnectorSpec> =
             specs.into_iter().map(|s| (s.id.clone(), s)).collect();
         let gone: Vec<String> = self
@@ -259,6 +274,9 @@ impl Reconciler {
             .collect();
         for id in gone {
             self.stop(&id);
+            if !wanted.contains_key(&id) {
+                let _ = self.events.send(EngineEvent::Removed { id });
+            }
         }
         let mut statuses = IndexMap::new();
         for (id, spec) in wanted {
@@ -276,7 +294,7 @@ impl Reconciler {
             };
             statuses.insert(id, status);
         }
-        let before = std::mem::replace(&mut self.statuses, statuses);
+        self.statuses = statuses;
         for (id, status) in &self.statuses {
             let from = before.get(id).map_or(Health::Connecting, |s| s.state);
             self.tell_state(id, from, status);
@@ -361,9 +379,13 @@ impl Reconciler {
         };
         let mut status = before.clone();
         match report.update {
-            Update::Connecting { attempt } => {
+            // A retry does not make a failed connector "connecting" again: it is down (or
+            // unauthorized) until an attempt succeeds, so the tray does not flicker.
+            Update::Connecting { attempt } if attempt > 0 => status.retry_in_ms = None,
+            Update::Connecting { .. } => {
                 status.state = Health::Connecting;
-                status.attempt = attempt;
+                status.reason = None;
+                status.attempt = 0;
                 status.retry_in_ms = None;
             }
             Update::Up {

@@ -7,10 +7,13 @@ use serde_json::Value;
 
 use switchboard::catalog::split_qualified;
 use switchboard::connector::{self, ConnectorSpec};
+use switchboard::desired::{self, ManifestView};
+use switchboard::engine::{Engine, EngineEvent, EngineOptions};
 use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
 use switchboard::registry::{Registry, RegistryOptions};
 use switchboard::session::{Session, http_client};
 use switchboard::sync::{Connected, ConnectorReport, SyncOptions, connect_all};
+use tokio_util::sync::CancellationToken;
 
 /// The desired set: the manifest's connectors (when one is given) and the registry's servers.
 /// A manifest that cannot be had is reported on stderr, and the last good one (from the disk
@@ -46,6 +49,136 @@ async fn desired_set(
     }
     let manifest = loader.current().map(|state| state.manifest.clone());
     Ok(connector::desired_set(manifest.as_deref(), &snapshot))
+}
+
+fn manifest_loader(dir: &Path, source: &str, http: &reqwest::Client) -> Result<ManifestLoader> {
+    let source = ManifestSource::parse(source).map_err(anyhow::Error::msg)?;
+    let options = LoaderOptions {
+        key: std::env::var("SWITCHBOARD_MANIFEST_KEY")
+            .ok()
+            .map(String::into_bytes),
+        cache_path: Some(dir.join("manifest-cache.json")),
+        ..LoaderOptions::default()
+    };
+    Ok(ManifestLoader::new(source, http.clone(), options))
+}
+
+/// Runs the engine until interrupted, printing each state change as it happens.
+pub async fn sync_watch(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
+    let http = http_client().context("cannot set up the HTTP client")?;
+    let registry = Registry::open(RegistryOptions::in_dir(dir)).await?;
+    let loader = manifest
+        .map(|m| manifest_loader(dir, m, &http))
+        .transpose()?;
+    let stop = CancellationToken::new();
+    let (specs, mut manifest_views, feed) = desired::spawn(
+        registry.clone(),
+        loader,
+        desired::refresh_interval_from_env(),
+        stop.clone(),
+    );
+    let engine = Engine::start(specs, http, EngineOptions::from_env());
+    let mut events = engine.events();
+    let interrupted = shutdown_signal();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            _ = &mut interrupted => break,
+            event = events.recv() => match event {
+                Ok(event) => print_event(&event, json)?,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    eprintln!("({missed} events skipped: printing fell behind)");
+                }
+                Err(_) => break,
+            },
+            changed = manifest_views.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let view = manifest_views.borrow_and_update().clone();
+                if let Some(view) = view {
+                    print_manifest(&view, json)?;
+                }
+            }
+        }
+    }
+    stop.cancel();
+    let _ = feed.await;
+    engine.shutdown().await;
+    registry.close().await?;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_event(event: &EngineEvent, json: bool) -> Result<()> {
+    match event {
+        EngineEvent::StateChanged {
+            id,
+            from,
+            to,
+            reason,
+        } => {
+            if json {
+                let line = serde_json::json!({"event": "state", "id": id, "from": from, "state": to, "reason": reason});
+                outln!("{line}");
+            } else {
+                let reason = reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                outln!("{id}: {} -> {}{reason}", from.as_str(), to.as_str());
+            }
+        }
+        EngineEvent::Removed { id } => {
+            if json {
+                outln!("{}", serde_json::json!({"event": "removed", "id": id}));
+            } else {
+                outln!("{id}: removed");
+            }
+        }
+        EngineEvent::ToolsChanged { id, count } => {
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"event": "tools", "id": id, "tools": count})
+                );
+            } else {
+                outln!("{id}: {count} tools");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
+    if json {
+        let line = serde_json::json!({"event": "manifest", "connectors": view.connectors, "stale": view.stale});
+        outln!("{line}");
+    } else {
+        match &view.stale {
+            Some(reason) => outln!(
+                "manifest: stale, {} connectors in use ({reason})",
+                view.connectors
+            ),
+            None => outln!("manifest: current, {} connectors", view.connectors),
+        }
+    }
+    Ok(())
 }
 
 async fn connect(dir: &Path, manifest: Option<&str>) -> Result<Connected> {

@@ -306,3 +306,65 @@ async fn unauthorized_and_hanging_servers_do_not_hold_up_the_rest() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_keeps_connectors_in_sync_with_registry_edits() {
+    use std::io::{BufRead, BufReader};
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    assert!(
+        cli(&dir, &["registry", "add", "fx", "--url", &fixture.url()])
+            .status
+            .success()
+    );
+    let mut watcher = switchboard()
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["sync", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = watcher.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str(&line) {
+                let _ = tx.send(value);
+            }
+        }
+    });
+    let expect = |what: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let event = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("within {DEADLINE:?}: {what}"));
+            if matches(&event) {
+                return;
+            }
+        }
+    };
+    expect("fx becomes healthy", &|e| {
+        e["event"] == "state" && e["id"] == "fx" && e["state"] == "healthy"
+    });
+    let disabled = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || cli(&dir, &["registry", "disable", "fx"])
+    });
+    assert!(disabled.await.unwrap().status.success());
+    expect("the edit reaches the running engine", &|e| {
+        e["event"] == "state"
+            && e["id"] == "fx"
+            && e["from"] == "healthy"
+            && e["state"] == "disabled"
+    });
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &watcher.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = watcher.wait().unwrap();
+    assert!(status.success(), "sync exits cleanly on SIGTERM: {status}");
+}
