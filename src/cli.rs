@@ -55,6 +55,10 @@ enum Command {
         /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        /// While syncing, serve Prometheus metrics at http://ADDR/metrics (loopback only,
+        /// e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// List every tool of every connector, as CONNECTOR.TOOL.
     Tools {
@@ -201,16 +205,19 @@ pub async fn run(cli: Cli) -> Result<()> {
         .context("cannot tell where the config dir is; pass --config-dir DIR")?;
     match cli.command {
         Command::Registry(command) => registry_command(dir, command).await,
+        // Metrics describe a running engine; a one-shot sync has none to serve.
         Command::Sync {
             once: true,
             json,
             manifest,
+            metrics: _,
         } => connectors::sync_once(&dir, manifest.manifest.as_deref(), json).await,
         Command::Sync {
             once: false,
             json,
             manifest,
-        } => connectors::sync_watch(&dir, manifest.manifest.as_deref(), json).await,
+            metrics,
+        } => connectors::sync_watch(&dir, manifest.manifest.as_deref(), json, metrics).await,
         Command::Tools { json, manifest } => {
             connectors::tools(&dir, manifest.manifest.as_deref(), json).await
         }

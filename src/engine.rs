@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{Catalog, split_qualified};
 use crate::connector::ConnectorSpec;
 use crate::health::Health;
+use crate::metrics::{LatencySummary, Metrics, TOOL_ERROR};
 use crate::session::{Caller, Session, SessionError};
 use crate::sync::{CallError, DEFAULT_CONCURRENCY};
 
@@ -34,6 +35,10 @@ pub struct EngineOptions {
     /// First reconnect delay bound; doubles per failed attempt up to `backoff_cap`.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Degraded when the p95 of recent calls is over this…
+    pub slow_p95: Duration,
+    /// …or more than half of at least this many recent calls failed.
+    pub min_calls_for_error_rate: usize,
 }
 
 impl EngineOptions {
@@ -53,6 +58,8 @@ impl Default for EngineOptions {
             probe_every: Duration::from_secs(30),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(60),
+            slow_p95: Duration::from_secs(5),
+            min_calls_for_error_rate: 10,
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct ConnectorStatus {
     pub attempt: u32,
     /// When down: the wait before the next attempt.
     pub retry_in_ms: Option<u64>,
+    /// Calls through the engine, with percentiles, as of this snapshot.
+    pub calls: Option<LatencySummary>,
 }
 
 /// Everything the tray, the window, the CLI and metrics show, as of one moment.
@@ -106,6 +115,7 @@ type Callers = Arc<RwLock<HashMap<String, Caller>>>;
 
 /// A handle on the running engine.
 pub struct Engine {
+    metrics: Arc<Metrics>,
     snapshots: watch::Receiver<Arc<EngineSnapshot>>,
     events: broadcast::Sender<EngineEvent>,
     callers: Callers,
@@ -125,7 +135,9 @@ impl Engine {
         let callers: Callers = Arc::default();
         let stop = CancellationToken::new();
         let (reports_tx, reports) = mpsc::channel(256);
+        let metrics = Metrics::new();
         let reconciler = Reconciler {
+            metrics: metrics.clone(),
             http,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             options,
@@ -141,6 +153,7 @@ impl Engine {
         };
         let task = tokio::spawn(reconciler.run(desired, reports, stop.clone()));
         Self {
+            metrics,
             snapshots,
             events,
             callers,
@@ -161,7 +174,11 @@ impl Engine {
         self.events.subscribe()
     }
 
-    /// Calls `connector.tool` on its live session.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Calls `connector.tool` on its live session, timing it into the metrics.
     pub async fn call(
         &self,
         qualified: &str,
@@ -175,7 +192,17 @@ impl Engine {
             .ok()
             .and_then(|callers| callers.get(connector).cloned())
             .ok_or_else(|| CallError::NotConnected(connector.to_string()))?;
-        Ok(caller.call(tool, arguments).await?)
+        let started = std::time::Instant::now();
+        let result = caller.call(tool, arguments).await;
+        let error_type = match &result {
+            Ok(r) if r.is_error == Some(true) => Some(TOOL_ERROR.to_string()),
+            Ok(_) => None,
+            Err(SessionError::Server { code, .. }) => Some(code.to_string()),
+            Err(e) => Some(e.kind().to_string()),
+        };
+        self.metrics
+            .record_call(connector, tool, started.elapsed(), error_type.as_deref());
+        Ok(result?)
     }
 
     /// Stops every supervisor (closing sessions, stopping stdio children) and waits for them.
@@ -204,6 +231,8 @@ enum Update {
         caller: Caller,
     },
     Tools(Vec<Tool>),
+    /// The verdict on recent calls: `Some(reason)` to degrade, `None` when they are fine.
+    Quality(Option<String>),
     Failed {
         state: Health,
         reason: String,
@@ -219,6 +248,7 @@ struct Running {
 }
 
 struct Reconciler {
+    metrics: Arc<Metrics>,
     http: reqwest::Client,
     permits: Arc<Semaphore>,
     options: EngineOptions,
@@ -275,6 +305,7 @@ impl Reconciler {
         for id in gone {
             self.stop(&id);
             if !wanted.contains_key(&id) {
+                self.metrics.remove_connector(&id);
                 let _ = self.events.send(EngineEvent::Removed { id });
             }
         }
@@ -318,6 +349,7 @@ impl Reconciler {
             protocol_version: None,
             attempt: 0,
             retry_in_ms: None,
+            calls: None,
         }
     }
 
@@ -326,6 +358,7 @@ impl Reconciler {
         let generation = self.next_generation;
         let stop = CancellationToken::new();
         let supervisor = Supervisor {
+            metrics: self.metrics.clone(),
             spec: spec.clone(),
             http: self.http.clone(),
             permits: self.permits.clone(),
@@ -410,6 +443,17 @@ impl Reconciler {
                 }
                 self.set_tools(&report.id, tools);
             }
+            Update::Quality(verdict) => {
+                let connected = matches!(status.state, Health::Healthy | Health::Degraded);
+                if connected && status.tools > 0 {
+                    status.state = if verdict.is_some() {
+                        Health::Degraded
+                    } else {
+                        Health::Healthy
+                    };
+                    status.reason = verdict;
+                }
+            }
             Update::Tools(tools) => {
                 let (state, reason) = Health::after_connect(tools.len());
                 status.state = state;
@@ -462,7 +506,12 @@ impl Reconciler {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        for status in self.statuses.values_mut() {
+            self.metrics
+                .set_connector(&status.id, status.state, status.tools);
+            status.calls = self.metrics.latency(&status.id);
+        }
         let catalog = Catalog::from_connectors(
             self.tools
                 .iter()
@@ -477,6 +526,7 @@ impl Reconciler {
 
 /// Keeps one connector connected until told to stop.
 struct Supervisor {
+    metrics: Arc<Metrics>,
     spec: ConnectorSpec,
     http: reqwest::Client,
     permits: Arc<Semaphore>,
@@ -587,9 +637,29 @@ impl Supervisor {
                             format!("probe failed: {e}"),
                         );
                     }
+                    self.report(Update::Quality(self.verdict())).await;
                 }
             }
         }
+    }
+
+    /// Degraded when recent calls mostly fail or their p95 is over the threshold.
+    fn verdict(&self) -> Option<String> {
+        let recent = self.metrics.recent(&self.spec.id);
+        if recent.calls >= self.options.min_calls_for_error_rate && recent.errors * 2 > recent.calls
+        {
+            return Some(format!(
+                "{} of the last {} calls failed",
+                recent.errors, recent.calls
+            ));
+        }
+        (recent.calls > 0 && recent.p95 > self.options.slow_p95).then(|| {
+            format!(
+                "p95 of recent calls is {} ms, over {} ms",
+                recent.p95.as_millis(),
+                self.options.slow_p95.as_millis()
+            )
+        })
     }
 
     /// Full jitter: a random wait up to the capped exponential bound.

@@ -25,6 +25,8 @@ pub mod health;
 pub mod import;
 /// The connector manifest ("service map"): validation, signatures, fetching, stale-on-error.
 pub mod manifest;
+/// Every call measured: Prometheus series and HDR histograms.
+pub mod metrics;
 /// The user's server registry: journaled, debounced, locked, watched `servers.json`.
 pub mod registry;
 /// One live MCP session per connector over `rmcp`, and the shared HTTP client.

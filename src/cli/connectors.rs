@@ -10,6 +10,7 @@ use switchboard::connector::{self, ConnectorSpec};
 use switchboard::desired::{self, ManifestView};
 use switchboard::engine::{Engine, EngineEvent, EngineOptions};
 use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
+use switchboard::metrics;
 use switchboard::registry::{Registry, RegistryOptions};
 use switchboard::session::{Session, http_client};
 use switchboard::sync::{Connected, ConnectorReport, SyncOptions, connect_all};
@@ -64,7 +65,12 @@ fn manifest_loader(dir: &Path, source: &str, http: &reqwest::Client) -> Result<M
 }
 
 /// Runs the engine until interrupted, printing each state change as it happens.
-pub async fn sync_watch(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
+pub async fn sync_watch(
+    dir: &Path,
+    manifest: Option<&str>,
+    json: bool,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> Result<()> {
     let http = http_client().context("cannot set up the HTTP client")?;
     let registry = Registry::open(RegistryOptions::in_dir(dir)).await?;
     let loader = manifest
@@ -78,6 +84,16 @@ pub async fn sync_watch(dir: &Path, manifest: Option<&str>, json: bool) -> Resul
         stop.clone(),
     );
     let engine = Engine::start(specs, http, EngineOptions::from_env());
+    let metrics_server = match metrics_addr {
+        None => None,
+        Some(addr) => {
+            let (bound, task) = metrics::serve(engine.metrics(), addr, stop.clone())
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            eprintln!("metrics: http://{bound}/metrics");
+            Some(task)
+        }
+    };
     let mut events = engine.events();
     let interrupted = shutdown_signal();
     tokio::pin!(interrupted);
@@ -104,6 +120,9 @@ pub async fn sync_watch(dir: &Path, manifest: Option<&str>, json: bool) -> Resul
     }
     stop.cancel();
     let _ = feed.await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     engine.shutdown().await;
     registry.close().await?;
     Ok(())

@@ -368,3 +368,96 @@ async fn the_cli_keeps_connectors_in_sync_with_registry_edits() {
     let status = watcher.wait().unwrap();
     assert!(status.success(), "sync exits cleanly on SIGTERM: {status}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_are_measured_and_mostly_failing_calls_degrade_the_connector() {
+    let fixture = Fixture::start(Knobs {
+        fail_every: 1,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let (engine, _desired) = start(vec![spec_at("fx", fixture.url())]);
+    wait_for(&engine, "healthy", |s| {
+        state(s, "fx") == Some(Health::Healthy)
+    })
+    .await;
+    for _ in 0..12 {
+        assert!(
+            engine.call("fx.tool_000", None).await.is_err(),
+            "the fixture fails every call"
+        );
+    }
+    let snapshot = wait_for(&engine, "degraded by failing calls", |s| {
+        state(s, "fx") == Some(Health::Degraded)
+    })
+    .await;
+    let reason = snapshot.connectors[0].reason.clone().unwrap();
+    assert_eq!(reason, "12 of the last 12 calls failed");
+    assert_eq!(
+        snapshot.catalog.len(),
+        3,
+        "a degraded connector keeps its tools: it answers"
+    );
+
+    fixture.set_knobs(|k| k.fail_every = 0).await;
+    for _ in 0..30 {
+        engine
+            .call("fx.tool_001", None)
+            .await
+            .expect("calls succeed again");
+    }
+    let snapshot = wait_for(&engine, "healthy once calls succeed", |s| {
+        state(s, "fx") == Some(Health::Healthy)
+    })
+    .await;
+    let calls = snapshot.connectors[0].calls.expect("calls are summarised");
+    assert_eq!((calls.calls, calls.errors), (42, 12));
+    assert!(
+        calls.p50_ms > 0.0 && calls.p50_ms <= calls.p95_ms && calls.p95_ms <= calls.p99_ms,
+        "{calls:?}"
+    );
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let refused =
+        switchboard::metrics::serve(engine.metrics(), "0.0.0.0:0".parse().unwrap(), stop.clone())
+            .await;
+    assert!(refused.is_err(), "metrics must not listen beyond loopback");
+    let (addr, server) = switchboard::metrics::serve(
+        engine.metrics(),
+        "127.0.0.1:0".parse().unwrap(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failed_calls = text
+        .lines()
+        .find(|l| {
+            l.starts_with("mcp_client_operation_duration_seconds_count{")
+                && l.contains("error_type=\"-32603\"")
+        })
+        .unwrap_or_else(|| panic!("no failed-call series in:\n{text}"));
+    assert!(
+        failed_calls.contains("connector=\"fx\"")
+            && failed_calls.contains("gen_ai_tool_name=\"tool_000\""),
+        "{failed_calls}"
+    );
+    assert!(failed_calls.ends_with(" 12"), "{failed_calls}");
+    assert!(
+        text.contains("switchboard_connector_up{connector=\"fx\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_tools{connector=\"fx\"} 3"),
+        "{text}"
+    );
+    stop.cancel();
+    let _ = server.await;
+    engine.shutdown().await;
+}

@@ -1,0 +1,380 @@
+//! Every call measured, kept two ways: Prometheus series named after the OpenTelemetry MCP
+//! conventions (for scrapers, served on loopback only when asked), and HDR histograms per
+//! connector and tool (for the app's p50/p95/p99 and for the degraded rule).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::Health;
+
+/// The conventions' bucket bounds for `mcp.client.operation.duration`, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// `error.type` of a call whose result has `isError`.
+pub const TOOL_ERROR: &str = "tool_error";
+/// Outcomes kept per connector for the degraded rule.
+const WINDOW_CALLS: usize = 100;
+/// …and how old they may be.
+const WINDOW_AGE: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    mcp_method_name: String,
+    connector: String,
+    gen_ai_tool_name: String,
+    error_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabels {
+    connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    connector: String,
+    state: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// p50/p95/p99 of a connector's calls, for the UI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub calls: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Recent calls of one connector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecentCalls {
+    pub calls: usize,
+    pub errors: usize,
+    pub p95: Duration,
+}
+
+struct ToolStats {
+    latency: hdrhistogram::Histogram<u64>,
+    errors: u64,
+}
+
+#[derive(Default)]
+struct ConnectorStats {
+    tools: HashMap<String, ToolStats>,
+    recent: VecDeque<(Instant, Duration, bool)>,
+}
+
+/// The engine's measurements; cheap to share.
+pub struct Metrics {
+    registry: Registry,
+    operations: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    up: Family<ConnectorLabels, Gauge>,
+    state: Family<StateLabels, Gauge>,
+    tools: Family<ConnectorLabels, Gauge>,
+    stats: Mutex<HashMap<String, ConnectorStats>>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let operations =
+            Family::<OperationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram,
+            );
+        let (up, state, tools) = (Family::default(), Family::default(), Family::default());
+        registry.register(
+            "mcp_client_operation_duration_seconds",
+            "Duration of MCP client operations (OpenTelemetry mcp.client.operation.duration)",
+            operations.clone(),
+        );
+        registry.register(
+            "switchboard_connector_up",
+            "1 when healthy or degraded",
+            up.clone(),
+        );
+        registry.register(
+            "switchboard_connector_state",
+            "1 for the connector's current state",
+            state.clone(),
+        );
+        registry.register(
+            "switchboard_tools",
+            "Tools listed by the connector",
+            tools.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            operations,
+            up,
+            state,
+            tools,
+            stats: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn stats(&self) -> MutexGuard<'_, HashMap<String, ConnectorStats>> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records one `tools/call`; `error_type` is `None` on success.
+    pub fn record_call(
+        &self,
+        connector: &str,
+        tool: &str,
+        elapsed: Duration,
+        error_type: Option<&str>,
+    ) {
+        let labels = OperationLabels {
+            mcp_method_name: "tools/call".into(),
+            connector: connector.into(),
+            gen_ai_tool_name: tool.into(),
+            error_type: error_type.unwrap_or_default().into(),
+        };
+        self.operations
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        let mut stats = self.stats();
+        let connector = stats.entry(connector.to_string()).or_default();
+        let entry = connector
+            .tools
+            .entry(tool.to_string())
+            .or_insert_with(|| ToolStats {
+                // 1 µs to 5 min at 3 significant digits: a few kilobytes per tool.
+                latency: hdrhistogram::Histogram::new_with_bounds(1, 300_000_000, 3)
+                    .unwrap_or_else(|_| unreachable!("constant, valid bounds")),
+                errors: 0,
+            });
+        let _ = entry
+            .latency
+            .record((elapsed.as_micros() as u64).clamp(1, 300_000_000));
+        if error_type.is_some() {
+            entry.errors += 1;
+        }
+        let now = Instant::now();
+        // A tool that answers isError has answered: that is not the connector failing.
+        let failed = error_type.is_some_and(|t| t != TOOL_ERROR);
+        connector.recent.push_back((now, elapsed, failed));
+        while connector.recent.len() > WINDOW_CALLS
+            || connector
+                .recent
+                .front()
+                .is_some_and(|(at, _, _)| now.duration_since(*at) > WINDOW_AGE)
+        {
+            connector.recent.pop_front();
+        }
+    }
+
+    /// All of a connector's calls so far.
+    pub fn latency(&self, connector: &str) -> Option<LatencySummary> {
+        let stats = self.stats();
+        let tools = &stats.get(connector)?.tools;
+        let mut merged = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 300_000_000, 3).ok()?;
+        let mut errors = 0;
+        for t in tools.values() {
+            merged.add(&t.latency).ok()?;
+            errors += t.errors;
+        }
+        let ms = |q: f64| merged.value_at_quantile(q) as f64 / 1e3;
+        Some(LatencySummary {
+            calls: merged.len(),
+            errors,
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+        })
+    }
+
+    /// A connector's latest calls (at most 100, at most 5 minutes old).
+    pub fn recent(&self, connector: &str) -> RecentCalls {
+        let stats = self.stats();
+        let Some(recent) = stats.get(connector).map(|c| &c.recent) else {
+            return RecentCalls {
+                calls: 0,
+                errors: 0,
+                p95: Duration::ZERO,
+            };
+        };
+        let mut durations: Vec<Duration> = recent.iter().map(|(_, d, _)| *d).collect();
+        durations.sort();
+        let p95 = durations
+            .get(((durations.len() as f64 * 0.95).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or_default();
+        RecentCalls {
+            calls: recent.len(),
+            errors: recent.iter().filter(|(_, _, failed)| *failed).count(),
+            p95,
+        }
+    }
+
+    /// Sets a connector's state gauges.
+    pub fn set_connector(&self, connector: &str, state: Health, tools: usize) {
+        let label = ConnectorLabels {
+            connector: connector.into(),
+        };
+        let up = matches!(state, Health::Healthy | Health::Degraded);
+        self.up.get_or_create(&label).set(i64::from(up));
+        self.tools.get_or_create(&label).set(tools as i64);
+        for candidate in [
+            Health::Disabled,
+            Health::Connecting,
+            Health::Healthy,
+            Health::Degraded,
+            Health::Down,
+            Health::Unauthorized,
+        ] {
+            let labels = StateLabels {
+                connector: connector.into(),
+                state: candidate.as_str().into(),
+            };
+            self.state
+                .get_or_create(&labels)
+                .set(i64::from(candidate == state));
+        }
+    }
+
+    /// Forgets a connector that left the desired set (its call history too).
+    pub fn remove_connector(&self, connector: &str) {
+        let label = ConnectorLabels {
+            connector: connector.into(),
+        };
+        self.up.remove(&label);
+        self.tools.remove(&label);
+        for state in [
+            "disabled",
+            "connecting",
+            "healthy",
+            "degraded",
+            "down",
+            "unauthorized",
+        ] {
+            self.state.remove(&StateLabels {
+                connector: connector.into(),
+                state: state.into(),
+            });
+        }
+        self.stats().remove(connector);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            tracing::error!("could not encode metrics");
+        }
+        text
+    }
+}
+
+/// Serves `GET /metrics` on `addr`, which must be a loopback address, until `stop`.
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    addr: SocketAddr,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("metrics are served on loopback only, not {addr}"),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    });
+    Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_feed_percentiles_the_window_and_the_exposition() {
+        let metrics = Metrics::new();
+        for ms in 1..=100 {
+            let failed = (ms % 10 == 0).then_some("timeout");
+            metrics.record_call("wiki", "search", Duration::from_millis(ms), failed);
+        }
+        metrics.record_call("docs", "get", Duration::from_millis(1), Some(TOOL_ERROR));
+        assert_eq!(
+            metrics.recent("docs").errors,
+            0,
+            "isError is the tool's answer, not a failure"
+        );
+        assert_eq!(
+            metrics.latency("docs").unwrap().errors,
+            1,
+            "but it is counted"
+        );
+        let summary = metrics.latency("wiki").unwrap();
+        assert_eq!((summary.calls, summary.errors), (100, 10));
+        assert!((summary.p50_ms - 50.0).abs() < 0.5, "{summary:?}");
+        assert!((summary.p99_ms - 99.0).abs() < 0.5, "{summary:?}");
+        let recent = metrics.recent("wiki");
+        assert_eq!((recent.calls, recent.errors), (100, 10));
+        assert_eq!(recent.p95, Duration::from_millis(95));
+
+        metrics.set_connector("wiki", Health::Healthy, 7);
+        let text = metrics.render();
+        assert!(
+            text.contains("mcp_client_operation_duration_seconds_bucket{"),
+            "{text}"
+        );
+        assert!(text.contains("gen_ai_tool_name=\"search\""), "{text}");
+        assert!(text.contains("error_type=\"timeout\""), "{text}");
+        assert!(
+            text.contains("switchboard_connector_up{connector=\"wiki\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_tools{connector=\"wiki\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("state=\"healthy\"} 1"), "{text}");
+
+        metrics.remove_connector("wiki");
+        assert!(metrics.latency("wiki").is_none());
+        assert!(
+            !metrics
+                .render()
+                .contains("switchboard_connector_up{connector=\"wiki\"}")
+        );
+    }
+}
