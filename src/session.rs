@@ -4,6 +4,7 @@
 //! stdio servers run as child processes in their own process group, so a `npx → sh → node` chain
 //! dies with its session. Every request has a deadline: `rmcp` has none of its own.
 
+mod legacy_sse;
 mod reuse;
 
 use std::collections::HashMap;
@@ -411,13 +412,126 @@ async fn connect(
     http: &reqwest::Client,
     events: SessionEvents,
 ) -> Result<RunningService<RoleClient, SessionEvents>, SessionError> {
+    let (url, headers, kind) = match &spec.endpoint {
+        Endpoint::Http { url, headers, kind } => (url, header_map(headers)?, *kind),
+        Endpoint::Stdio { .. } => {
+            return serve_with_era_fallback(spec, http, events, None)
+                .await
+                .map_err(SessionError::from_init);
+        }
+    };
+    match kind {
+        Some(RemoteKind::Sse) => serve_legacy_sse(spec, http, url, headers, events).await,
+        Some(RemoteKind::Http) => serve_with_era_fallback(spec, http, events, Some(headers))
+            .await
+            .map_err(SessionError::from_init),
+        // The spec's rule when the transport is not known: streamable HTTP first; a 400, 404 or
+        // 405 to its POST means an old server, so try the HTTP+SSE transport's GET.
+        None => {
+            match serve_with_era_fallback(spec, http, events.clone(), Some(headers.clone())).await {
+                Err(error) if rejected_post(&error) => {
+                    serve_legacy_sse(spec, http, url, headers, events)
+                        .await
+                        .map_err(|sse| {
+                            SessionError::Transport(format!(
+                                "neither transport works: streamable HTTP: {}; HTTP+SSE: {sse}",
+                                SessionError::from_init(error)
+                            ))
+                        })
+                }
+                other => other.map_err(SessionError::from_init),
+            }
+        }
+    }
+}
+
+/// Whether the server refused a streamable HTTP POST the way pre-2025 servers do.
+fn rejected_post(error: &rmcp::service::ClientInitializeError) -> bool {
+    use rmcp::service::ClientInitializeError;
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let error = match error {
+        ClientInitializeError::TransportError { error, .. } => error,
+        // Auto mode tried discover, then initialize: the initialize POST decides.
+        ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
+            return rejected_post(fallback);
+        }
+        _ => return false,
+    };
+    let mut cause: &(dyn std::error::Error + 'static) = error;
+    loop {
+        match cause.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            Some(StreamableHttpError::HttpStatus(status)) => {
+                return matches!(status.status, 400 | 404 | 405);
+            }
+            // rmcp reports some statuses only inside this message ("HTTP 404 Not Found: …").
+            Some(StreamableHttpError::UnexpectedServerResponse(message)) => {
+                return ["HTTP 400", "HTTP 404", "HTTP 405"]
+                    .iter()
+                    .any(|status| message.starts_with(status));
+            }
+            _ => {}
+        }
+        match cause.source() {
+            Some(inner) => cause = inner,
+            None => return false,
+        }
+    }
+}
+
+fn header_map(
+    headers: &indexmap::IndexMap<String, String>,
+) -> Result<reqwest::header::HeaderMap, SessionError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let name = HeaderName::try_from(name.as_str())
+            .map_err(|_| SessionError::Unsupported(format!("bad header name {name:?}")))?;
+        let mut value = HeaderValue::try_from(value.as_str())
+            .map_err(|_| SessionError::Unsupported(format!("bad value for header {name}")))?;
+        // Kept out of debug output and HTTP/2 header compression tables.
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+async fn serve_legacy_sse(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    url: &str,
+    headers: reqwest::header::HeaderMap,
+    events: SessionEvents,
+) -> Result<RunningService<RoleClient, SessionEvents>, SessionError> {
+    use legacy_sse::SseTransportError;
+    let transport = legacy_sse::connect(http, url, headers, spec.connect_timeout)
+        .await
+        .map_err(|e| match e {
+            SseTransportError::Status(status)
+                if status == reqwest::StatusCode::UNAUTHORIZED
+                    || status == reqwest::StatusCode::FORBIDDEN =>
+            {
+                SessionError::Unauthorized(format!("HTTP {status}"))
+            }
+            other => SessionError::Transport(other.to_string()),
+        })?;
+    events
+        .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+        .await
+        .map_err(SessionError::from_init)
+}
+
+async fn serve_with_era_fallback(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+    headers: Option<reqwest::header::HeaderMap>,
+) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
     // Speak the newest era where the server does, the 2025-11-25 handshake otherwise; rmcp
     // detects which per the spec's backward-compatibility rules.
     let auto = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
-    match serve(spec, http, events.clone(), auto).await {
+    match serve(spec, http, events.clone(), headers.clone(), auto).await {
         // A server that knows `server/discover` but lists only initialize-era versions: rmcp
         // gives up instead of falling back, so fall back here, with a fresh transport.
         Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
@@ -427,39 +541,29 @@ async fn connect(
             .iter()
             .any(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str()) =>
         {
-            serve(spec, http, events, ClientLifecycleMode::Initialize).await
+            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
         }
         other => other,
     }
-    .map_err(SessionError::from_init)
 }
 
-/// Opens a transport to the spec's endpoint and runs the handshake on it.
+/// Opens a streamable HTTP or stdio transport to the spec's endpoint and runs the handshake.
 async fn serve(
     spec: &ConnectorSpec,
     http: &reqwest::Client,
     events: SessionEvents,
+    headers: Option<reqwest::header::HeaderMap>,
     lifecycle: ClientLifecycleMode,
 ) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
     use rmcp::service::ClientInitializeError;
     let refused = |message: String| ClientInitializeError::ConnectionClosed(message);
     match &spec.endpoint {
-        Endpoint::Http {
-            kind: Some(RemoteKind::Sse),
-            ..
-        } => Err(refused(
-            "the deprecated HTTP+SSE transport is not supported yet".into(),
-        )),
-        Endpoint::Http { url, headers, .. } => {
-            let mut custom = HashMap::new();
-            for (name, value) in headers {
-                let name = HeaderName::try_from(name.as_str())
-                    .map_err(|_| refused(format!("bad header name {name:?}")))?;
-                let mut value = HeaderValue::try_from(value.as_str())
-                    .map_err(|_| refused(format!("bad value for header {name}")))?;
-                value.set_sensitive(true);
-                custom.insert(name, value);
-            }
+        Endpoint::Http { url, .. } => {
+            let custom: HashMap<HeaderName, HeaderValue> = headers
+                .unwrap_or_default()
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(custom)
                 .reinit_on_expired_session(true);

@@ -114,17 +114,17 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn server_everything_over_streamable_http() {
-    // The server binds every interface: give it a free port and stop it by pid.
+/// Starts server-everything with `transport` on a free port. It binds every interface: the
+/// port is fresh and the process is stopped by pid when the guard drops.
+async fn everything_over(transport: &str) -> (KillOnDrop, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let _server = KillOnDrop(
+    let server = KillOnDrop(
         Command::new("node")
-            .args([everything_js().as_str(), "streamableHttp"])
+            .args([everything_js().as_str(), transport])
             .env("PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -135,6 +135,38 @@ async fn server_everything_over_streamable_http() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
     .await;
+    (server, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_everything_over_the_legacy_sse_transport_declared_and_detected() {
+    let (_server, port) = everything_over("sse").await;
+    for (label, kind) in [
+        (
+            "declared",
+            Some(switchboard::registry::model::RemoteKind::Sse),
+        ),
+        ("detected", None),
+    ] {
+        let endpoint = Endpoint::Http {
+            url: format!("http://127.0.0.1:{port}/sse"),
+            kind,
+            headers: IndexMap::new(),
+        };
+        let connected = connect_healthy(spec("everything", endpoint), 10).await;
+        assert_eq!(
+            connected.reports[0].transport,
+            if kind.is_some() { "sse" } else { "http" },
+            "{label}"
+        );
+        echo(&connected, "everything").await;
+        connected.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_everything_over_streamable_http() {
+    let (_server, port) = everything_over("streamableHttp").await;
     let endpoint = Endpoint::Http {
         url: format!("http://127.0.0.1:{port}/mcp"),
         kind: None,
