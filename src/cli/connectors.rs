@@ -34,15 +34,7 @@ async fn desired_set(
     let Some(source) = manifest else {
         return Ok(connector::desired_set(None, &snapshot));
     };
-    let source = ManifestSource::parse(source).map_err(anyhow::Error::msg)?;
-    let options = LoaderOptions {
-        key: std::env::var("SWITCHBOARD_MANIFEST_KEY")
-            .ok()
-            .map(String::into_bytes),
-        cache_path: Some(dir.join("manifest-cache.json")),
-        ..LoaderOptions::default()
-    };
-    let mut loader = ManifestLoader::new(source, http.clone(), options);
+    let mut loader = manifest_loader(dir, source, http)?;
     match loader.refresh().await {
         Refresh::Updated | Refresh::NotModified => {}
         Refresh::Stale(reason) => eprintln!("manifest: stale, using the last good one ({reason})"),

@@ -52,26 +52,7 @@ async fn wait_for(
     what: &str,
     ready: impl Fn(&EngineSnapshot) -> bool,
 ) -> Arc<EngineSnapshot> {
-    let mut changes = engine.subscribe();
-    let waited = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let current = changes.borrow_and_update().clone();
-            if ready(&current) {
-                return current;
-            }
-            changes
-                .changed()
-                .await
-                .expect("engine stopped while waiting");
-        }
-    })
-    .await;
-    waited.unwrap_or_else(|_| {
-        panic!(
-            "within {DEADLINE:?}: {what}; last: {:?}",
-            engine.snapshot().connectors
-        )
-    })
+    wait_for_watch(engine.subscribe(), what, |s| ready(s)).await
 }
 
 fn state(snapshot: &EngineSnapshot, id: &str) -> Option<Health> {

@@ -32,27 +32,38 @@ pub async fn open(dir: &Path) -> Registry {
         .expect("registry should open")
 }
 
-/// Waits until a snapshot satisfies `ready`, failing the test with `what` at the deadline.
+/// Waits until the watched value satisfies `ready`, failing the test with `what` at the deadline.
+pub async fn wait_for_watch<T: Clone + std::fmt::Debug>(
+    mut changes: tokio::sync::watch::Receiver<T>,
+    what: &str,
+    ready: impl Fn(&T) -> bool,
+) -> T {
+    let waited = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let current = changes.borrow_and_update().clone();
+            if ready(&current) {
+                return Ok(current);
+            }
+            if changes.changed().await.is_err() {
+                return Err(current);
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(Ok(value)) => value,
+        Ok(Err(last)) => panic!("the sender went away while waiting: {what}; last: {last:?}"),
+        Err(_) => panic!("within {DEADLINE:?}: {what}; last: {:?}", changes.borrow()),
+    }
+}
+
+/// Waits until a registry snapshot satisfies `ready`.
 pub async fn wait_for_snapshot(
     registry: &Registry,
     what: &str,
     ready: impl Fn(&RegistrySnapshot) -> bool,
 ) -> std::sync::Arc<RegistrySnapshot> {
-    let mut changes = registry.subscribe();
-    let waited = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let current = changes.borrow_and_update().clone();
-            if ready(&current) {
-                return current;
-            }
-            changes
-                .changed()
-                .await
-                .expect("registry closed while waiting");
-        }
-    })
-    .await;
-    waited.unwrap_or_else(|_| panic!("within {DEADLINE:?}: {what}"))
+    wait_for_watch(registry.subscribe(), what, |s| ready(s)).await
 }
 
 /// Polls a condition on something that has no change notification (a file), with a deadline.
