@@ -115,6 +115,7 @@ type Callers = Arc<RwLock<HashMap<String, Caller>>>;
 
 /// A handle on the running engine.
 pub struct Engine {
+    commands: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
     snapshots: watch::Receiver<Arc<EngineSnapshot>>,
     events: broadcast::Sender<EngineEvent>,
@@ -135,6 +136,8 @@ impl Engine {
         let callers: Callers = Arc::default();
         let stop = CancellationToken::new();
         let (reports_tx, reports) = mpsc::channel(256);
+        let (commands, command_rx) = mpsc::channel(16);
+        let (recheck, _) = watch::channel(0u64);
         let metrics = Metrics::new();
         let reconciler = Reconciler {
             metrics: metrics.clone(),
@@ -150,9 +153,11 @@ impl Engine {
             events: events.clone(),
             callers: callers.clone(),
             next_generation: 0,
+            recheck,
         };
-        let task = tokio::spawn(reconciler.run(desired, reports, stop.clone()));
+        let task = tokio::spawn(reconciler.run(desired, reports, command_rx, stop.clone()));
         Self {
+            commands,
             metrics,
             snapshots,
             events,
@@ -176,6 +181,15 @@ impl Engine {
 
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// Re-checks every connector now: live ones are probed and shown connecting until they
+    /// answer, waiting ones retry at once. ("Sync now"; also done by itself after a sleep.)
+    pub async fn recheck_all(&self, reason: &str) {
+        let _ = self
+            .commands
+            .send(Command::Recheck(reason.to_string()))
+            .await;
     }
 
     /// Calls `connector.tool` on its live session, timing it into the metrics.
@@ -212,6 +226,16 @@ impl Engine {
     }
 }
 
+/// What a handle asks of the reconciler.
+enum Command {
+    Recheck(String),
+}
+
+/// How often the clocks are compared to notice that the machine slept.
+const SLEEP_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// Wall-clock time beyond the monotonic clock's that counts as a sleep.
+const SLEEP_THRESHOLD: Duration = Duration::from_secs(10);
+
 /// What a supervisor tells the reconciler. `generation` tells reports of a replaced supervisor
 /// apart from its successor's.
 struct Report {
@@ -221,9 +245,7 @@ struct Report {
 }
 
 enum Update {
-    Connecting {
-        attempt: u32,
-    },
+    Connecting,
     Up {
         tools: Vec<Tool>,
         latency: Duration,
@@ -261,6 +283,8 @@ struct Reconciler {
     events: broadcast::Sender<EngineEvent>,
     callers: Callers,
     next_generation: u64,
+    /// Bumped to make every supervisor re-check its connector at once.
+    recheck: watch::Sender<u64>,
 }
 
 impl Reconciler {
@@ -268,13 +292,26 @@ impl Reconciler {
         mut self,
         mut desired: watch::Receiver<Vec<ConnectorSpec>>,
         mut reports: mpsc::Receiver<Report>,
+        mut commands: mpsc::Receiver<Command>,
         stop: CancellationToken,
     ) {
         let first = desired.borrow_and_update().clone();
         self.reconcile(first);
+        // The monotonic clock stands still while a laptop sleeps; the wall clock does not.
+        let mut clocks = tokio::time::interval(SLEEP_CHECK_EVERY);
+        let mut last_tick = (std::time::Instant::now(), std::time::SystemTime::now());
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
+                Some(Command::Recheck(reason)) = commands.recv() => self.recheck(&reason),
+                _ = clocks.tick() => {
+                    let now = (std::time::Instant::now(), std::time::SystemTime::now());
+                    let wall = now.1.duration_since(last_tick.1).unwrap_or_default();
+                    if wall.saturating_sub(now.0 - last_tick.0) > SLEEP_THRESHOLD {
+                        self.recheck("the machine was asleep");
+                    }
+                    last_tick = now;
+                }
                 changed = desired.changed() => {
                     if changed.is_err() {
                         break; // the source of the desired set is gone
@@ -290,6 +327,23 @@ impl Reconciler {
             running.stop.cancel();
         }
         while self.supervisors.join_next().await.is_some() {}
+    }
+
+    /// Shows every live connector as connecting until its supervisor has heard from it again.
+    fn recheck(&mut self, reason: &str) {
+        tracing::info!(reason, "re-checking every connector");
+        let live: Vec<String> = self.tools.keys().cloned().collect();
+        for id in live {
+            if let Some(status) = self.statuses.get_mut(&id) {
+                let from = status.state;
+                status.state = Health::Connecting;
+                status.reason = Some(format!("re-checking: {reason}"));
+                let status = status.clone();
+                self.tell_state(&id, from, &status);
+            }
+        }
+        self.recheck.send_modify(|generation| *generation += 1);
+        self.publish();
     }
 
     fn reconcile(&mut self, specs: Vec<ConnectorSpec>) {
@@ -358,6 +412,7 @@ impl Reconciler {
         let generation = self.next_generation;
         let stop = CancellationToken::new();
         let supervisor = Supervisor {
+            recheck: self.recheck.subscribe(),
             metrics: self.metrics.clone(),
             spec: spec.clone(),
             http: self.http.clone(),
@@ -414,8 +469,10 @@ impl Reconciler {
         match report.update {
             // A retry does not make a failed connector "connecting" again: it is down (or
             // unauthorized) until an attempt succeeds, so the tray does not flicker.
-            Update::Connecting { attempt } if attempt > 0 => status.retry_in_ms = None,
-            Update::Connecting { .. } => {
+            Update::Connecting if matches!(status.state, Health::Down | Health::Unauthorized) => {
+                status.retry_in_ms = None
+            }
+            Update::Connecting => {
                 status.state = Health::Connecting;
                 status.reason = None;
                 status.attempt = 0;
@@ -444,8 +501,8 @@ impl Reconciler {
                 self.set_tools(&report.id, tools);
             }
             Update::Quality(verdict) => {
-                let connected = matches!(status.state, Health::Healthy | Health::Degraded);
-                if connected && status.tools > 0 {
+                let live = self.tools.contains_key(&report.id);
+                if live && status.tools > 0 {
                     status.state = if verdict.is_some() {
                         Health::Degraded
                     } else {
@@ -526,6 +583,7 @@ impl Reconciler {
 
 /// Keeps one connector connected until told to stop.
 struct Supervisor {
+    recheck: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
     spec: ConnectorSpec,
     http: reqwest::Client,
@@ -543,10 +601,10 @@ enum Ended {
 }
 
 impl Supervisor {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut attempt = 0;
         loop {
-            self.report(Update::Connecting { attempt }).await;
+            self.report(Update::Connecting).await;
             let opened = {
                 let _permit = tokio::select! {
                     _ = self.stop.cancelled() => return,
@@ -597,23 +655,28 @@ impl Supervisor {
                     tokio::select! {
                         _ = self.stop.cancelled() => return,
                         _ = tokio::time::sleep(delay) => {}
+                        // The network may be back: do not wait out the backoff.
+                        _ = self.recheck.changed() => {}
                     }
                 }
             }
         }
     }
 
-    async fn serve(&self, session: &mut Session) -> Ended {
+    async fn serve(&mut self, session: &mut Session) -> Ended {
         enum Wake {
             Stop,
             ToolsChanged(Result<(), SessionError>),
             ProbeDue,
+            Recheck,
         }
+        self.recheck.mark_unchanged();
         loop {
             let wake = tokio::select! {
                 _ = self.stop.cancelled() => Wake::Stop,
                 changed = session.tools_changed() => Wake::ToolsChanged(changed),
                 _ = tokio::time::sleep(self.options.probe_every) => Wake::ProbeDue,
+                _ = self.recheck.changed() => Wake::Recheck,
             };
             match wake {
                 Wake::Stop => return Ended::Stopped,
@@ -636,6 +699,19 @@ impl Supervisor {
                             Health::after_failure(&e),
                             format!("probe failed: {e}"),
                         );
+                    }
+                    self.report(Update::Quality(self.verdict())).await;
+                }
+                Wake::Recheck => {
+                    if let Err(e) = session.probe(self.spec.connect_timeout).await {
+                        return Ended::Failed(
+                            Health::after_failure(&e),
+                            format!("re-check failed: {e}"),
+                        );
+                    }
+                    match session.relist(self.spec.connect_timeout).await {
+                        Ok(tools) => self.report(Update::Tools(tools.to_vec())).await,
+                        Err(e) => return Ended::Failed(Health::after_failure(&e), e.to_string()),
                     }
                     self.report(Update::Quality(self.verdict())).await;
                 }

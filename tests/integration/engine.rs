@@ -442,3 +442,57 @@ async fn calls_are_measured_and_mostly_failing_calls_degrade_the_connector() {
     let _ = server.await;
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recheck_shows_connecting_until_each_connector_answers_again() {
+    let (up, gone) = (
+        Fixture::start(Knobs::default()).await.unwrap(),
+        Fixture::start(Knobs::default()).await.unwrap(),
+    );
+    let (_desired, receiver) =
+        watch::channel(vec![spec_at("up", up.url()), spec_at("gone", gone.url())]);
+    // Probes far apart, so only the re-check can notice anything.
+    let quiet = EngineOptions {
+        probe_every: Duration::from_secs(600),
+        ..options()
+    };
+    let engine = Engine::start(receiver, http_client().unwrap(), quiet);
+    wait_for(&engine, "both healthy", |s| {
+        state(s, "up") == Some(Health::Healthy) && state(s, "gone") == Some(Health::Healthy)
+    })
+    .await;
+    gone.stop().await;
+    let mut events = engine.events();
+    engine.recheck_all("the network changed").await;
+
+    let mut seen = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        while !(seen.contains(&("up", Health::Healthy)) && seen.contains(&("gone", Health::Down))) {
+            if let switchboard::engine::EngineEvent::StateChanged { id, to, reason, .. } =
+                events.recv().await.unwrap()
+            {
+                if to == Health::Connecting {
+                    assert_eq!(reason.as_deref(), Some("re-checking: the network changed"));
+                }
+                seen.push((if id == "up" { "up" } else { "gone" }, to));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("within {DEADLINE:?}: both re-checked; saw {seen:?}"));
+    let up_states: Vec<Health> = seen
+        .iter()
+        .filter(|(id, _)| *id == "up")
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(
+        up_states,
+        [Health::Connecting, Health::Healthy],
+        "not green again before it answered"
+    );
+    assert_eq!(
+        seen.iter().find(|(id, _)| *id == "gone").map(|(_, s)| *s),
+        Some(Health::Connecting)
+    );
+    engine.shutdown().await;
+}
