@@ -72,6 +72,21 @@ impl SessionError {
         }
     }
 
+    /// The same error, with a stdio server's last stderr lines appended to its message.
+    fn with_stderr(self, tail: &[String]) -> Self {
+        let Some(last) = tail.iter().rev().find(|l| !l.trim().is_empty()) else {
+            return self;
+        };
+        match self {
+            Self::Transport(message) => Self::Transport(format!("{message}; stderr: {last}")),
+            Self::Timeout(after) => Self::Transport(format!(
+                "no answer within {} ms; stderr: {last}",
+                after.as_millis()
+            )),
+            other => other,
+        }
+    }
+
     fn from_service(error: ServiceError) -> Self {
         if let Some(challenge) = error.auth_challenge() {
             return Self::Unauthorized(challenge.to_string());
@@ -126,6 +141,51 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Clone)]
 struct SessionEvents {
     tools_changed: Arc<Notify>,
+    stderr: Arc<StderrTail>,
+}
+
+/// The last lines a stdio server wrote to stderr: usually the reason it would not start.
+#[derive(Default)]
+struct StderrTail {
+    lines: std::sync::Mutex<std::collections::VecDeque<String>>,
+    closed: Notify,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl StderrTail {
+    const KEEP: usize = 20;
+
+    /// Reads `stderr` to its end in the background.
+    fn follow(self: &Arc<Self>, stderr: tokio::process::ChildStderr, connector: String) {
+        use tokio::io::AsyncBufReadExt as _;
+        let tail = self.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::debug!(connector, line, "stderr");
+                if let Ok(mut kept) = tail.lines.lock() {
+                    if kept.len() == Self::KEEP {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line);
+                }
+            }
+            tail.done.store(true, std::sync::atomic::Ordering::Release);
+            tail.closed.notify_waiters();
+        });
+    }
+
+    /// The kept lines, once the stream has ended or `wait` has passed.
+    async fn settled(&self, wait: Duration) -> Vec<String> {
+        let closed = self.closed.notified();
+        if !self.done.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = tokio::time::timeout(wait, closed).await;
+        }
+        self.lines
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 impl ClientHandler for SessionEvents {
@@ -200,6 +260,7 @@ impl Session {
         let started = Instant::now();
         let events = SessionEvents {
             tools_changed: Arc::new(Notify::new()),
+            stderr: Arc::default(),
         };
         let opening = async {
             let service = connect(spec, http, events.clone()).await?;
@@ -220,10 +281,19 @@ impl Session {
                 .map_err(SessionError::from_service)?;
             Ok::<_, SessionError>((service, protocol_version, subscription, tools))
         };
-        let (service, protocol_version, subscription, tools) =
-            tokio::time::timeout(spec.connect_timeout, opening)
-                .await
-                .map_err(|_| SessionError::Timeout(spec.connect_timeout))??;
+        let opened = tokio::time::timeout(spec.connect_timeout, opening)
+            .await
+            .map_err(|_| SessionError::Timeout(spec.connect_timeout))
+            .and_then(|opened| opened);
+        let (service, protocol_version, subscription, tools) = match opened {
+            Ok(opened) => opened,
+            Err(error) if matches!(spec.endpoint, Endpoint::Stdio { .. }) => {
+                // A stdio server that would not start has usually said why on stderr.
+                let tail = events.stderr.settled(Duration::from_millis(500)).await;
+                return Err(error.with_stderr(&tail));
+            }
+            Err(error) => return Err(error),
+        };
         let connect_latency = started.elapsed();
         let changes = match subscription {
             Some(subscription) => ChangeFeed::Subscribed(Box::new(subscription)),
@@ -585,10 +655,13 @@ async fn serve(
             let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
             #[cfg(unix)]
             wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
-            let (transport, _stderr) = TokioChildProcess::builder(wrapped)
-                .stderr(std::process::Stdio::null())
+            let (transport, stderr) = TokioChildProcess::builder(wrapped)
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .map_err(|e| refused(format!("cannot start {command}: {e}")))?;
+            if let Some(stderr) = stderr {
+                events.stderr.follow(stderr, spec.id.clone());
+            }
             events.serve_with_lifecycle(transport, lifecycle).await
         }
     }

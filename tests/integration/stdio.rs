@@ -133,3 +133,32 @@ async fn no_stdio_child_outlives_an_engine_killed_with_sigkill() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdio_server_that_will_not_start_says_why() {
+    let spec = ConnectorSpec {
+        endpoint: Endpoint::Stdio {
+            command: "sh".into(),
+            args: vec![
+                "-c".into(),
+                "echo 'starting'; echo 'fatal: GITHUB_TOKEN is not set' >&2; exit 3".into(),
+            ],
+            env: IndexMap::new(),
+            cwd: None,
+        },
+        ..stdio_spec("broken", &[])
+    };
+    let connected = connect_all(
+        vec![spec],
+        &http_client().unwrap(),
+        SyncOptions { concurrency: 1 },
+    )
+    .await;
+    let report = &connected.reports[0];
+    assert_eq!(report.state, Health::Down, "{report:?}");
+    let reason = report.error.as_deref().unwrap();
+    assert!(
+        reason.contains("stderr: fatal: GITHUB_TOKEN is not set"),
+        "{reason}"
+    );
+}
