@@ -239,10 +239,11 @@ async fn a_failing_server_is_retried_with_growing_capped_jittered_delays() {
         );
     }
     let attempts: Vec<u32> = seen.iter().map(|(a, _)| *a).collect();
-    assert_eq!(
-        attempts,
-        [1, 2, 3, 4, 5],
-        "each failure counts as the next attempt"
+    // A watch channel keeps only the latest value, so a busy test may skip one; the count
+    // must still only grow.
+    assert!(
+        attempts.windows(2).all(|pair| pair[1] > pair[0]),
+        "each failure counts as a further attempt: {attempts:?}"
     );
     let reason = engine.snapshot().connectors[0].reason.clone().unwrap();
     assert!(reason.contains("refused"), "{reason}");
@@ -388,9 +389,15 @@ async fn calls_are_measured_and_mostly_failing_calls_degrade_the_connector() {
             .await
             .expect("calls succeed again");
     }
-    let snapshot = wait_for(&engine, "healthy once calls succeed", |s| {
-        state(s, "fx") == Some(Health::Healthy)
-    })
+    // It may turn healthy while the calls are still going: wait for all 42 in the summary.
+    let snapshot = wait_for(
+        &engine,
+        "healthy once calls succeed, all calls counted",
+        |s| {
+            state(s, "fx") == Some(Health::Healthy)
+                && s.connectors[0].calls.is_some_and(|c| c.calls == 42)
+        },
+    )
     .await;
     let calls = snapshot.connectors[0].calls.expect("calls are summarised");
     assert_eq!((calls.calls, calls.errors), (42, 12));
@@ -445,9 +452,16 @@ async fn calls_are_measured_and_mostly_failing_calls_degrade_the_connector() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recheck_shows_connecting_until_each_connector_answers_again() {
+    // An initialize-era server: a 2026-era one's change subscription would end with it and
+    // give its death away before the re-check (as it should, but not what this tests).
     let (up, gone) = (
         Fixture::start(Knobs::default()).await.unwrap(),
-        Fixture::start(Knobs::default()).await.unwrap(),
+        Fixture::start(Knobs {
+            legacy_only: true,
+            ..Knobs::default()
+        })
+        .await
+        .unwrap(),
     );
     let (_desired, receiver) =
         watch::channel(vec![spec_at("up", up.url()), spec_at("gone", gone.url())]);
