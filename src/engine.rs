@@ -442,16 +442,19 @@ impl Reconciler {
         self.statuses.shift_remove(id);
     }
 
-    fn evict(&mut self, id: &str) {
-        if self.tools.remove(id).is_some() {
+    /// Returns whether the connector had tools to take away.
+    fn evict(&mut self, id: &str) -> bool {
+        if let Ok(mut callers) = self.callers.write() {
+            callers.remove(id);
+        }
+        let had_tools = self.tools.remove(id).is_some();
+        if had_tools {
             let _ = self.events.send(EngineEvent::ToolsChanged {
                 id: id.to_string(),
                 count: 0,
             });
         }
-        if let Ok(mut callers) = self.callers.write() {
-            callers.remove(id);
-        }
+        had_tools
     }
 
     fn apply(&mut self, report: Report) {
@@ -466,6 +469,7 @@ impl Reconciler {
             return;
         };
         let mut status = before.clone();
+        let mut tools_changed = false;
         match report.update {
             // A retry does not make a failed connector "connecting" again: it is down (or
             // unauthorized) until an attempt succeeds, so the tray does not flicker.
@@ -498,7 +502,7 @@ impl Reconciler {
                 if let Ok(mut callers) = self.callers.write() {
                     callers.insert(report.id.clone(), caller);
                 }
-                self.set_tools(&report.id, tools);
+                tools_changed = self.set_tools(&report.id, tools);
             }
             Update::Quality(verdict) => {
                 let live = self.tools.contains_key(&report.id);
@@ -516,7 +520,7 @@ impl Reconciler {
                 status.state = state;
                 status.reason = reason;
                 status.tools = tools.len();
-                self.set_tools(&report.id, tools);
+                tools_changed = self.set_tools(&report.id, tools);
             }
             Update::Failed {
                 state,
@@ -524,7 +528,7 @@ impl Reconciler {
                 attempt,
                 retry_in,
             } => {
-                self.evict(&report.id);
+                tools_changed = self.evict(&report.id);
                 status.state = state;
                 status.reason = Some(reason);
                 status.tools = 0;
@@ -533,22 +537,33 @@ impl Reconciler {
             }
         }
         self.tell_state(&report.id, before.state, &status);
+        status.calls = self.metrics.latency(&report.id);
+        // Probe ticks report the same verdict again and again: publish only what is news.
+        let news = tools_changed || status != before;
         self.statuses.insert(report.id, status);
-        self.publish();
+        if news {
+            self.publish();
+        }
     }
 
-    fn set_tools(&mut self, id: &str, tools: Vec<Tool>) {
+    /// Returns whether the list differs (by tool name) from what the connector had.
+    fn set_tools(&mut self, id: &str, tools: Vec<Tool>) -> bool {
         let count = tools.len();
         let changed = self
             .tools
-            .insert(id.to_string(), tools)
-            .is_none_or(|old| old.len() != count);
+            .insert(id.to_string(), tools.clone())
+            .is_none_or(|old| {
+                !old.iter()
+                    .map(|t| &t.name)
+                    .eq(tools.iter().map(|t| &t.name))
+            });
         if changed {
             let _ = self.events.send(EngineEvent::ToolsChanged {
                 id: id.to_string(),
                 count,
             });
         }
+        changed
     }
 
     fn tell_state(&self, id: &str, from: Health, status: &ConnectorStatus) {
