@@ -75,6 +75,14 @@ pub async fn sync_watch(
         desired::refresh_interval_from_env(),
         stop.clone(),
     );
+    let count = specs.borrow().len();
+    let manifest_note = manifest
+        .map(|m| format!(", manifest {m}"))
+        .unwrap_or_default();
+    eprintln!(
+        "switchboard: following {count} connector(s) (registry in {}{manifest_note}); Ctrl-C to stop",
+        dir.display()
+    );
     let engine = Engine::start(specs, http, EngineOptions::from_env());
     let metrics_server = match metrics_addr {
         None => None,
