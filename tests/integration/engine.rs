@@ -510,3 +510,34 @@ async fn a_recheck_shows_connecting_until_each_connector_answers_again() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_past_its_deadline_is_cancelled_at_the_server_in_both_eras() {
+    use std::sync::atomic::Ordering;
+    for legacy_only in [false, true] {
+        let slow = Knobs {
+            call_delay: Duration::from_secs(30),
+            legacy_only,
+            ..Knobs::default()
+        };
+        let fixture = Fixture::start(slow).await.unwrap();
+        let mut quick = spec_at("slow", fixture.url());
+        quick.call_timeout = Duration::from_millis(300);
+        let (engine, _desired) = start(vec![quick]);
+        wait_for(&engine, "healthy", |s| {
+            state(s, "slow") == Some(Health::Healthy)
+        })
+        .await;
+        let error = engine.call("slow.tool_000", None).await.unwrap_err();
+        assert!(
+            error.to_string().contains("no answer within 300 ms"),
+            "{error}"
+        );
+        wait_until(
+            "the server's handler is cancelled, not left running",
+            || fixture.counters().cancellations.load(Ordering::Relaxed) == 1,
+        )
+        .await;
+        engine.shutdown().await;
+    }
+}
