@@ -618,6 +618,8 @@ enum Ended {
 impl Supervisor {
     async fn run(mut self) {
         let mut attempt = 0;
+        // How the server was reached last time: reconnects skip detecting it again.
+        let mut known = None;
         loop {
             self.report(Update::Connecting).await;
             let opened = {
@@ -627,12 +629,13 @@ impl Supervisor {
                 };
                 tokio::select! {
                     _ = self.stop.cancelled() => return,
-                    opened = Session::open(&self.spec, &self.http) => opened,
+                    opened = Session::open_as(&self.spec, &self.http, known) => opened,
                 }
             };
             match opened {
                 Ok(mut session) => {
                     attempt = 0;
+                    known = Some(session.handshake);
                     self.report(Update::Up {
                         tools: session.tools.clone(),
                         latency: session.connect_latency,

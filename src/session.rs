@@ -50,6 +50,9 @@ pub enum SessionError {
     Unauthorized(String),
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
+    /// No connection could be made (refused, no route, DNS): says nothing of the protocol.
+    #[error("{0}")]
+    Unreachable(String),
     /// The connection failed or closed.
     #[error("{0}")]
     Transport(String),
@@ -66,6 +69,7 @@ impl SessionError {
         match self {
             Self::Unauthorized(_) => "unauthorized",
             Self::Timeout(_) => "timeout",
+            Self::Unreachable(_) => "unreachable",
             Self::Transport(_) => "transport",
             Self::Server { .. } => "server_error",
             Self::Unsupported(_) => "unsupported",
@@ -78,7 +82,9 @@ impl SessionError {
             return self;
         };
         match self {
-            Self::Transport(message) => Self::Transport(format!("{message}; stderr: {last}")),
+            Self::Transport(message) | Self::Unreachable(message) => {
+                Self::Transport(format!("{message}; stderr: {last}"))
+            }
             Self::Timeout(after) => Self::Transport(format!(
                 "no answer within {} ms; stderr: {last}",
                 after.as_millis()
@@ -97,33 +103,45 @@ impl SessionError {
                 message: e.message.to_string(),
             },
             ServiceError::Timeout { timeout } => Self::Timeout(timeout),
-            other => Self::Transport(root_cause(&other)),
+            other => Self::from_cause(&other, None),
         }
     }
 
     fn from_init(error: rmcp::service::ClientInitializeError) -> Self {
+        Self::from_init_ref(&error)
+    }
+
+    fn from_init_ref(error: &rmcp::service::ClientInitializeError) -> Self {
         if let Some(challenge) = error.auth_challenge() {
             return Self::Unauthorized(challenge.to_string());
         }
         if error.is_authorization_required() {
             return Self::Unauthorized("the server requires authorization".into());
         }
-        match &error {
+        match error {
             // This variant keeps its cause in a field the error chain does not follow.
             rmcp::service::ClientInitializeError::TransportError { error, context } => {
-                Self::Transport(format!("{} (during {context})", root_cause(error)))
+                Self::from_cause(error, Some(context))
             }
-            other => Self::Transport(root_cause(other)),
+            rmcp::service::ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
+                // Discover failed, then initialize: the second says what is wrong.
+                Self::from_init_ref(fallback)
+            }
+            other => Self::from_cause(other, None),
         }
     }
 }
 
-/// The innermost cause ("Connection refused (os error 111)"): what a person can act on. The
-/// outer layers name SDK types.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost cause ("Connection refused (os error 111)"): what a person can act on, as the
+/// outer layers name SDK types; and whether the connection itself could not be made.
+fn deepest(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
     use rmcp::transport::streamable_http_client::StreamableHttpError;
     let mut cause = error;
+    let mut unreachable = false;
     loop {
+        unreachable |= cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect);
         if let Some(inner) = cause.source() {
             cause = inner;
         } else if let Some(StreamableHttpError::Client(inner)) =
@@ -132,7 +150,22 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
             // rmcp wraps reqwest's error without exposing it as a source.
             cause = inner;
         } else {
-            return cause.to_string();
+            return (cause.to_string(), unreachable);
+        }
+    }
+}
+
+impl SessionError {
+    fn from_cause(error: &(dyn std::error::Error + 'static), during: Option<&str>) -> Self {
+        let (text, unreachable) = deepest(error);
+        let text = match during {
+            Some(step) => format!("{text} (during {step})"),
+            None => text,
+        };
+        if unreachable {
+            Self::Unreachable(text)
+        } else {
+            Self::Transport(text)
         }
     }
 }
@@ -211,6 +244,17 @@ enum ChangeFeed {
     Subscribed(Box<rmcp::service::Subscription>),
 }
 
+/// How a server was reached, remembered so a reconnect skips detecting it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Streamable HTTP or stdio, `server/discover` (2026-07-28).
+    Discover,
+    /// Streamable HTTP or stdio, the `initialize` handshake (2025-11-25 and older).
+    Initialize,
+    /// The deprecated HTTP+SSE transport.
+    LegacySse,
+}
+
 /// A connected MCP server and the tools it listed.
 pub struct Session {
     service: RunningService<RoleClient, SessionEvents>,
@@ -222,6 +266,8 @@ pub struct Session {
     pub call_timeout: Duration,
     changes: ChangeFeed,
     activity: Arc<Activity>,
+    /// How this server was reached; pass it to the next [`Session::open`] for it.
+    pub handshake: Handshake,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -257,13 +303,22 @@ impl Activity {
 impl Session {
     /// Connects and lists every tool (following cursors), within the spec's connect timeout.
     pub async fn open(spec: &ConnectorSpec, http: &reqwest::Client) -> Result<Self, SessionError> {
+        Self::open_as(spec, http, None).await
+    }
+
+    /// Like [`Session::open`], trying `known` (how the server was reached last time) first.
+    pub async fn open_as(
+        spec: &ConnectorSpec,
+        http: &reqwest::Client,
+        known: Option<Handshake>,
+    ) -> Result<Self, SessionError> {
         let started = Instant::now();
         let events = SessionEvents {
             tools_changed: Arc::new(Notify::new()),
             stderr: Arc::default(),
         };
         let opening = async {
-            let service = connect(spec, http, events.clone()).await?;
+            let (service, handshake) = connect(spec, http, events.clone(), known).await?;
             // rmcp caches list results and serves them stale when the server fails: a dead
             // server would keep its tools and look healthy. Health needs every answer fresh.
             service
@@ -279,13 +334,13 @@ impl Session {
                 .list_all_tools()
                 .await
                 .map_err(SessionError::from_service)?;
-            Ok::<_, SessionError>((service, protocol_version, subscription, tools))
+            Ok::<_, SessionError>((service, protocol_version, subscription, tools, handshake))
         };
         let opened = tokio::time::timeout(spec.connect_timeout, opening)
             .await
             .map_err(|_| SessionError::Timeout(spec.connect_timeout))
             .and_then(|opened| opened);
-        let (service, protocol_version, subscription, tools) = match opened {
+        let (service, protocol_version, subscription, tools, handshake) = match opened {
             Ok(opened) => opened,
             Err(error) if matches!(spec.endpoint, Endpoint::Stdio { .. }) => {
                 // A stdio server that would not start has usually said why on stderr.
@@ -307,6 +362,7 @@ impl Session {
             call_timeout: spec.call_timeout,
             changes,
             activity: Arc::new(Activity::new()),
+            handshake,
         })
     }
 
@@ -477,23 +533,98 @@ async fn subscribe_to_changes(
     }
 }
 
+type Connected = (RunningService<RoleClient, SessionEvents>, Handshake);
+
 async fn connect(
     spec: &ConnectorSpec,
     http: &reqwest::Client,
     events: SessionEvents,
-) -> Result<RunningService<RoleClient, SessionEvents>, SessionError> {
+    known: Option<Handshake>,
+) -> Result<Connected, SessionError> {
+    if let Some(known) = known {
+        match connect_as(spec, http, events.clone(), known).await {
+            // It may have been upgraded or replaced: detect afresh, unless it was not reached,
+            // did not answer in time or refused the credentials, which would say nothing new.
+            Err(error)
+                if !matches!(
+                    error,
+                    SessionError::Unreachable(_)
+                        | SessionError::Timeout(_)
+                        | SessionError::Unauthorized(_)
+                ) =>
+            {
+                tracing::debug!(connector = %spec.id, ?known, %error, "the remembered handshake failed; detecting again");
+            }
+            other => return other,
+        }
+    }
+    detect(spec, http, events).await
+}
+
+/// Connects the way the server was reached before.
+async fn connect_as(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+    known: Handshake,
+) -> Result<Connected, SessionError> {
+    let headers = match &spec.endpoint {
+        Endpoint::Http { headers, .. } => Some(header_map(headers)?),
+        Endpoint::Stdio { .. } => None,
+    };
+    let lifecycle = match known {
+        Handshake::LegacySse => {
+            let Endpoint::Http { url, .. } = &spec.endpoint else {
+                return Err(SessionError::Unsupported("SSE needs a URL".into()));
+            };
+            let service =
+                serve_legacy_sse(spec, http, url, headers.unwrap_or_default(), events).await?;
+            return Ok((service, known));
+        }
+        Handshake::Discover => ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+        Handshake::Initialize => ClientLifecycleMode::Initialize,
+    };
+    let service = serve(spec, http, events, headers, lifecycle)
+        .await
+        .map_err(SessionError::from_init)?;
+    Ok((service, known))
+}
+
+/// Finds out how the server speaks: the protocol era, and for HTTP the transport.
+async fn detect(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+) -> Result<Connected, SessionError> {
+    let era = |service: RunningService<RoleClient, SessionEvents>| {
+        let modern = service
+            .peer_info()
+            .is_some_and(|i| i.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let handshake = if modern {
+            Handshake::Discover
+        } else {
+            Handshake::Initialize
+        };
+        (service, handshake)
+    };
     let (url, headers, kind) = match &spec.endpoint {
         Endpoint::Http { url, headers, kind } => (url, header_map(headers)?, *kind),
         Endpoint::Stdio { .. } => {
             return serve_with_era_fallback(spec, http, events, None)
                 .await
+                .map(era)
                 .map_err(SessionError::from_init);
         }
     };
     match kind {
-        Some(RemoteKind::Sse) => serve_legacy_sse(spec, http, url, headers, events).await,
+        Some(RemoteKind::Sse) => serve_legacy_sse(spec, http, url, headers, events)
+            .await
+            .map(|service| (service, Handshake::LegacySse)),
         Some(RemoteKind::Http) => serve_with_era_fallback(spec, http, events, Some(headers))
             .await
+            .map(era)
             .map_err(SessionError::from_init),
         // The spec's rule when the transport is not known: streamable HTTP first; a 400, 404 or
         // 405 to its POST means an old server, so try the HTTP+SSE transport's GET.
@@ -502,6 +633,7 @@ async fn connect(
                 Err(error) if rejected_post(&error) => {
                     serve_legacy_sse(spec, http, url, headers, events)
                         .await
+                        .map(|service| (service, Handshake::LegacySse))
                         .map_err(|sse| {
                             SessionError::Transport(format!(
                                 "neither transport works: streamable HTTP: {}; HTTP+SSE: {sse}",
@@ -509,7 +641,7 @@ async fn connect(
                             ))
                         })
                 }
-                other => other.map_err(SessionError::from_init),
+                other => other.map(era).map_err(SessionError::from_init),
             }
         }
     }

@@ -143,6 +143,10 @@ async fn list_changes_are_honoured_in_both_protocol_eras() {
     assert_eq!(era("modern"), "2026-07-28");
     assert_eq!(era("legacy"), "2025-11-25");
 
+    wait_until("the change subscription is registered", || {
+        modern.subscriptions() == 1
+    })
+    .await;
     modern.set_knobs(|k| k.tools = 5).await;
     legacy.set_knobs(|k| k.tools = 1).await;
     wait_for(&engine, "both re-listed after list_changed", |s| {
@@ -194,6 +198,11 @@ async fn a_restarted_server_is_noticed_and_re_established() {
             .unwrap()
             .contains("no tools")
     );
+    wait_until(
+        "the new session's change subscription is registered",
+        || back.subscriptions() == 1,
+    )
+    .await;
     back.set_knobs(|k| k.tools = 2).await;
     wait_for(&engine, "healthy once tools return", |s| {
         state(s, "fx") == Some(Health::Healthy) && tools_of(s, "fx") == 2
@@ -540,4 +549,39 @@ async fn a_call_past_its_deadline_is_cancelled_at_the_server_in_both_eras() {
         .await;
         engine.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reconnect_uses_the_handshake_detected_before() {
+    let legacy = Knobs {
+        legacy_only: true,
+        ..Knobs::default()
+    };
+    let first = Fixture::start(legacy.clone()).await.unwrap();
+    let addr = first.addr();
+    let (engine, _desired) = start(vec![spec_at("old", first.url())]);
+    wait_for(&engine, "healthy", |s| {
+        state(s, "old") == Some(Health::Healthy)
+    })
+    .await;
+    assert_eq!(
+        first.methods().first().map(String::as_str),
+        Some("server/discover"),
+        "detection starts with discover"
+    );
+
+    first.stop().await;
+    wait_for(&engine, "down", |s| state(s, "old") == Some(Health::Down)).await;
+    let again = Fixture::start_on(addr, legacy).await.unwrap();
+    wait_for(&engine, "reconnected", |s| {
+        state(s, "old") == Some(Health::Healthy)
+    })
+    .await;
+    assert_eq!(
+        again.methods().first().map(String::as_str),
+        Some("initialize"),
+        "the reconnect goes straight to initialize, as detected the first time: {:?}",
+        again.methods()
+    );
+    engine.shutdown().await;
 }
