@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::connector::{ConnectorSpec, desired_set};
 use crate::manifest::Manifest;
 use crate::manifest::loader::{ManifestLoader, Refresh};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 /// Longest wait between manifest refreshes unless `MCP_CONNECTOR_REFRESH_INTERVAL_MS` says.
@@ -40,6 +41,7 @@ pub fn spawn(
     registry: Registry,
     loader: Option<ManifestLoader>,
     refresh_interval: Duration,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> (
     watch::Receiver<Vec<ConnectorSpec>>,
@@ -59,6 +61,7 @@ pub fn spawn(
         specs: specs_tx,
         views: view_tx,
         failures: 0,
+        metrics,
     };
     (specs, views, tokio::spawn(feed.run(stop)))
 }
@@ -70,6 +73,7 @@ struct Feed {
     specs: watch::Sender<Vec<ConnectorSpec>>,
     views: watch::Sender<Option<ManifestView>>,
     failures: u32,
+    metrics: Arc<Metrics>,
 }
 
 impl Feed {
@@ -99,7 +103,16 @@ impl Feed {
         let Some(loader) = &mut self.loader else {
             return self.refresh_interval;
         };
+        let started = std::time::Instant::now();
         let outcome = loader.refresh().await;
+        let result = match &outcome {
+            Refresh::Updated => "updated",
+            Refresh::NotModified => "not_modified",
+            Refresh::Stale(_) => "stale",
+            Refresh::Failed(_) => "failed",
+        };
+        self.metrics
+            .record_manifest_fetch(result, started.elapsed());
         let wait = match &outcome {
             Refresh::Updated | Refresh::NotModified => {
                 self.failures = 0;

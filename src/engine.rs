@@ -131,6 +131,17 @@ impl Engine {
         http: reqwest::Client,
         options: EngineOptions,
     ) -> Self {
+        Self::start_with_metrics(desired, http, options, Metrics::new())
+    }
+
+    /// Like [`Engine::start`], measuring into `metrics` (shared with the manifest feed and the
+    /// registry, so one endpoint shows them all).
+    pub fn start_with_metrics(
+        desired: watch::Receiver<Vec<ConnectorSpec>>,
+        http: reqwest::Client,
+        options: EngineOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (publish, snapshots) = watch::channel(Arc::new(EngineSnapshot::default()));
         let (events, _) = broadcast::channel(256);
         let callers: Callers = Arc::default();
@@ -138,7 +149,6 @@ impl Engine {
         let (reports_tx, reports) = mpsc::channel(256);
         let (commands, command_rx) = mpsc::channel(16);
         let (recheck, _) = watch::channel(0u64);
-        let metrics = Metrics::new();
         let reconciler = Reconciler {
             metrics: metrics.clone(),
             http,
@@ -154,6 +164,7 @@ impl Engine {
             callers: callers.clone(),
             next_generation: 0,
             recheck,
+            settling_since: None,
         };
         let task = tokio::spawn(reconciler.run(desired, reports, command_rx, stop.clone()));
         Self {
@@ -285,6 +296,8 @@ struct Reconciler {
     next_generation: u64,
     /// Bumped to make every supervisor re-check its connector at once.
     recheck: watch::Sender<u64>,
+    /// Since when some connector has been connecting, for the sync duration.
+    settling_since: Option<std::time::Instant>,
 }
 
 impl Reconciler {
@@ -579,6 +592,18 @@ impl Reconciler {
     }
 
     fn publish(&mut self) {
+        let connecting = self
+            .statuses
+            .values()
+            .any(|s| s.state == Health::Connecting);
+        match (connecting, self.settling_since) {
+            (true, None) => self.settling_since = Some(std::time::Instant::now()),
+            (false, Some(since)) => {
+                self.metrics.record_sync(since.elapsed());
+                self.settling_since = None;
+            }
+            _ => {}
+        }
         for status in self.statuses.values_mut() {
             self.metrics
                 .set_connector(&status.id, status.state, status.tools);

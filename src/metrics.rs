@@ -42,6 +42,11 @@ struct ConnectorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     connector: String,
     state: String,
@@ -87,6 +92,9 @@ pub struct Metrics {
     up: Family<ConnectorLabels, Gauge>,
     state: Family<StateLabels, Gauge>,
     tools: Family<ConnectorLabels, Gauge>,
+    sync: Histogram,
+    manifest_fetch: Family<ResultLabels, Histogram, fn() -> Histogram>,
+    registry_flush: Histogram,
     stats: Mutex<HashMap<String, ConnectorStats>>,
 }
 
@@ -118,12 +126,39 @@ impl Metrics {
             "Tools listed by the connector",
             tools.clone(),
         );
+        let sync = duration_histogram();
+        registry.register(
+            "switchboard_sync_duration_seconds",
+            "From a change of the desired set until no connector is still connecting",
+            sync.clone(),
+        );
+        let manifest_fetch =
+            Family::<ResultLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram,
+            );
+        registry.register(
+            "switchboard_manifest_fetch_duration_seconds",
+            "Manifest refreshes, retries included, by result",
+            manifest_fetch.clone(),
+        );
+        // Rewrites take milliseconds, far below the MCP buckets.
+        let registry_flush = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 12),
+        );
+        registry.register(
+            "switchboard_registry_flush_duration_seconds",
+            "Atomic rewrites of servers.json",
+            registry_flush.clone(),
+        );
         Arc::new(Self {
             registry,
             operations,
             up,
             state,
             tools,
+            sync,
+            manifest_fetch,
+            registry_flush,
             stats: Mutex::new(HashMap::new()),
         })
     }
@@ -180,6 +215,26 @@ impl Metrics {
         {
             connector.recent.pop_front();
         }
+    }
+
+    /// A desired-set change took this long to settle.
+    pub fn record_sync(&self, took: Duration) {
+        self.sync.observe(took.as_secs_f64());
+    }
+
+    /// A manifest refresh (`updated`, `not_modified`, `stale` or `failed`) took this long.
+    pub fn record_manifest_fetch(&self, result: &str, took: Duration) {
+        let labels = ResultLabels {
+            result: result.into(),
+        };
+        self.manifest_fetch
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// A rewrite of `servers.json` took this long.
+    pub fn record_registry_flush(&self, took: Duration) {
+        self.registry_flush.observe(took.as_secs_f64());
     }
 
     /// All of a connector's calls so far.
@@ -352,7 +407,22 @@ mod tests {
         assert_eq!(recent.p95, Duration::from_millis(95));
 
         metrics.set_connector("wiki", Health::Healthy, 7);
+        metrics.record_sync(Duration::from_millis(800));
+        metrics.record_manifest_fetch("stale", Duration::from_millis(30));
+        metrics.record_registry_flush(Duration::from_micros(900));
         let text = metrics.render();
+        assert!(
+            text.contains("switchboard_sync_duration_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_manifest_fetch_duration_seconds_count{result=\"stale\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_registry_flush_duration_seconds_bucket{le=\"0.001\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("mcp_client_operation_duration_seconds_bucket{"),
             "{text}"

@@ -44,6 +44,18 @@ pub struct RegistryOptions {
     pub watch: bool,
     /// How long to wait for another process's lock before failing (default 30 s).
     pub lock_timeout: Duration,
+    /// Told how long each rewrite of `servers.json` took (for metrics).
+    pub on_flush: Option<FlushObserver>,
+}
+
+/// Something to tell how long a rewrite took; the registry itself knows nothing of metrics.
+#[derive(Clone)]
+pub struct FlushObserver(pub Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl std::fmt::Debug for FlushObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlushObserver")
+    }
 }
 
 impl RegistryOptions {
@@ -54,6 +66,7 @@ impl RegistryOptions {
             max_delay: Duration::from_secs(5),
             watch: true,
             lock_timeout: Duration::from_secs(30),
+            on_flush: None,
         }
     }
 }
@@ -118,6 +131,7 @@ impl Registry {
             quiet: options.quiet,
             max_delay: options.max_delay,
         };
+        let on_flush = options.on_flush.clone();
         let thread = {
             let (paths, counters, timeout) =
                 (paths.clone(), counters.clone(), options.lock_timeout);
@@ -126,7 +140,7 @@ impl Registry {
                 .spawn(move || match Store::open(paths, timeout, counters) {
                     Ok((store, replayed)) => {
                         let (publish, snapshots) = watch::channel(Arc::default());
-                        let writer = Writer::new(store, debounce, publish, replayed);
+                        let writer = Writer::new(store, debounce, publish, replayed, on_flush);
                         writer.publish_snapshot();
                         let _ = opened_tx.send(Ok(snapshots));
                         writer.run(inbox);

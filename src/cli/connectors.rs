@@ -1,6 +1,7 @@
 //! `sync`, `tools` and `call`: connect the desired set and report on it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -11,7 +12,7 @@ use switchboard::desired::{self, ManifestView};
 use switchboard::engine::{Engine, EngineEvent, EngineOptions};
 use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
 use switchboard::metrics;
-use switchboard::registry::{Registry, RegistryOptions};
+use switchboard::registry::{FlushObserver, Registry, RegistryOptions};
 use switchboard::session::{Session, http_client};
 use switchboard::sync::{Connected, ConnectorReport, SyncOptions, connect_all};
 use tokio_util::sync::CancellationToken;
@@ -64,7 +65,16 @@ pub async fn sync_watch(
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<()> {
     let http = http_client().context("cannot set up the HTTP client")?;
-    let registry = Registry::open(RegistryOptions::in_dir(dir)).await?;
+    // One set of metrics for the engine, the manifest feed and the registry.
+    let metrics = metrics::Metrics::new();
+    let flushes = metrics.clone();
+    let registry = Registry::open(RegistryOptions {
+        on_flush: Some(FlushObserver(Arc::new(move |took| {
+            flushes.record_registry_flush(took)
+        }))),
+        ..RegistryOptions::in_dir(dir)
+    })
+    .await?;
     let loader = manifest
         .map(|m| manifest_loader(dir, m, &http))
         .transpose()?;
@@ -73,6 +83,7 @@ pub async fn sync_watch(
         registry.clone(),
         loader,
         desired::refresh_interval_from_env(),
+        metrics.clone(),
         stop.clone(),
     );
     let count = specs.borrow().len();
@@ -83,7 +94,7 @@ pub async fn sync_watch(
         "switchboard: following {count} connector(s) (registry in {}{manifest_note}); Ctrl-C to stop",
         dir.display()
     );
-    let engine = Engine::start(specs, http, EngineOptions::from_env());
+    let engine = Engine::start_with_metrics(specs, http, EngineOptions::from_env(), metrics);
     let metrics_server = match metrics_addr {
         None => None,
         Some(addr) => {

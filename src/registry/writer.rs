@@ -62,6 +62,7 @@ pub struct Writer {
     /// Size and duration of the last group commit, to size the wait for the next one.
     last_group: usize,
     last_commit: Duration,
+    on_flush: Option<super::FlushObserver>,
 }
 
 impl Writer {
@@ -70,6 +71,7 @@ impl Writer {
         debounce: Debounce,
         publish: watch::Sender<Arc<RegistrySnapshot>>,
         replayed_at_open: usize,
+        on_flush: Option<super::FlushObserver>,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -85,6 +87,7 @@ impl Writer {
             reload_at: None,
             last_group: 0,
             last_commit: Duration::ZERO,
+            on_flush,
         }
     }
 
@@ -229,9 +232,15 @@ impl Writer {
         if self.pending.is_none() && self.store.file_error().is_none() {
             return Ok(());
         }
+        let started = Instant::now();
         let result = self.store.rewrite();
         match &result {
-            Ok(()) => self.pending = None,
+            Ok(()) => {
+                self.pending = None;
+                if let Some(observer) = &self.on_flush {
+                    (observer.0)(started.elapsed());
+                }
+            }
             Err(RegistryError::Suspended { .. }) => {}
             Err(_) => {
                 if let Some(p) = &mut self.pending {

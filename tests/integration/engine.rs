@@ -454,6 +454,14 @@ async fn calls_are_measured_and_mostly_failing_calls_degrade_the_connector() {
         text.contains("switchboard_tools{connector=\"fx\"} 3"),
         "{text}"
     );
+    let syncs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_sync_duration_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        syncs.is_some_and(|n| n >= 1),
+        "the initial sync is measured:\n{text}"
+    );
     stop.cancel();
     let _ = server.await;
     engine.shutdown().await;

@@ -5,7 +5,11 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use switchboard::registry::{Registry, RegistryError, RegistryLock, RegistryOptions};
+use std::sync::Arc;
+
+use switchboard::registry::{
+    FlushObserver, Registry, RegistryError, RegistryLock, RegistryOptions,
+};
 
 use crate::support::*;
 
@@ -129,9 +133,14 @@ async fn concurrent_edits_share_one_fsync() {
 #[tokio::test]
 async fn a_burst_of_edits_is_one_rewrite() {
     let dir = tempfile::tempdir().unwrap();
+    let flushes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let observed = flushes.clone();
     let registry = Registry::open(RegistryOptions {
         quiet: Duration::from_millis(300),
         max_delay: Duration::from_secs(60),
+        on_flush: Some(FlushObserver(Arc::new(move |_took| {
+            observed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }))),
         ..RegistryOptions::in_dir(dir.path())
     })
     .await
@@ -162,6 +171,11 @@ async fn a_burst_of_edits_is_one_rewrite() {
         "one rewrite holds the burst"
     );
     assert_eq!(registry.stats().file_rewrites, 1, "one rewrite per burst");
+    assert_eq!(
+        flushes.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the flush observer hears of it"
+    );
     assert_eq!(
         std::fs::metadata(dir.path().join("servers.journal"))
             .unwrap()
