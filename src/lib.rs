@@ -6,8 +6,8 @@
 //! stream by the tray app, the CLI and the metrics endpoint. Edits flow back through one door, the
 //! registry API, which is the only writer of state on disk.
 //!
-//! This crate never depends on a GUI toolkit: the Tauri shell (`src-tauri/`) and the headless CLI
-//! (`src/main.rs`) are both thin layers over it.
+//! This crate never depends on a GUI toolkit: the headless CLI (`src/main.rs`) and the Tauri shell
+//! (`src-tauri/`, with its own issue) are thin layers over it.
 
 /// Every live tool, named `connector.tool`.
 pub mod catalog;
@@ -31,5 +31,6 @@ pub mod metrics;
 pub mod registry;
 /// One live MCP session per connector over `rmcp`, and the shared HTTP client.
 pub mod session;
-/// Connecting the desired set in parallel, each connector bounded by its own deadline.
+/// One-shot connecting of the desired set in parallel, each connector bounded by its own
+/// deadline (`sync --once`, `tools`, `call`, the benchmark); [`engine`] is the long-running kind.
 pub mod sync;
