@@ -67,6 +67,9 @@ enum Command {
         #[command(flatten)]
         manifest: ManifestArg,
     },
+    /// Keep connector tokens in the OS keyring (never in Switchboard's files).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Call one tool through the engine and print its result as JSON.
     Call {
         /// CONNECTOR.TOOL
@@ -77,6 +80,14 @@ enum Command {
         #[command(flatten)]
         manifest: ManifestArg,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Store CONNECTOR's token, read from standard input (one line).
+    Set { connector: String },
+    /// Remove CONNECTOR's token.
+    Delete { connector: String },
 }
 
 #[derive(Args)]
@@ -218,6 +229,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             manifest,
             metrics,
         } => connectors::sync_watch(&dir, manifest.manifest.as_deref(), json, metrics).await,
+        Command::Token(TokenCommand::Set { connector }) => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("cannot read the token from standard input")?;
+            let token = token.trim_end_matches(['\r', '\n']);
+            if token.is_empty() {
+                bail!("no token on standard input");
+            }
+            switchboard::credentials::store(&connector, token)?;
+            outln!("stored the token of {connector} in the OS keyring");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Delete { connector }) => {
+            switchboard::credentials::delete(&connector)?;
+            outln!("removed the token of {connector} from the OS keyring");
+            Ok(())
+        }
         Command::Tools { json, manifest } => {
             connectors::tools(&dir, manifest.manifest.as_deref(), json).await
         }

@@ -13,6 +13,8 @@
 pub mod catalog;
 /// The desired set of connectors, from the registry (and the manifest).
 pub mod connector;
+/// Connector tokens in the OS keyring.
+pub mod credentials;
 /// Feeds the engine the desired set as the registry and the manifest change.
 pub mod desired;
 /// Crash-safe file writes (temp, fsync, rename, fsync dir), 0600 by default.

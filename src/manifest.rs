@@ -138,11 +138,12 @@ pub fn credential_variable(id: &str) -> String {
     format!("SWITCHBOARD_TOKEN_{suffix}")
 }
 
-/// A connector's token from its own variable, else the shared `CONNECTORS_API_KEY` the replaced
-/// system used for every connector.
+/// A connector's token: from the OS keyring (service `switchboard`, account = the connector id),
+/// else its own variable, else the shared `CONNECTORS_API_KEY` the replaced system used for every
+/// connector. A machine without a keyring (a headless server) just skips the first.
 pub fn credential_from_env(id: &str) -> Option<String> {
-    std::env::var(credential_variable(id))
-        .ok()
+    crate::credentials::from_keyring(id)
+        .or_else(|| std::env::var(credential_variable(id)).ok())
         .or_else(|| std::env::var("CONNECTORS_API_KEY").ok())
         .filter(|token| !token.is_empty())
 }

@@ -242,3 +242,33 @@ fn import_previews_then_applies_and_reports_clashes_and_secrets() {
 }
 
 use std::collections::BTreeSet;
+
+#[test]
+fn without_an_os_keyring_token_set_says_what_to_use_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No session bus, so no Secret Service: never touches a developer's real keyring.
+    let mut child = switchboard()
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("XDG_RUNTIME_DIR")
+        .arg("--config-dir")
+        .arg(tmp.path())
+        .args(["token", "set", "wiki-2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "s3cret").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "there is no keyring to store in");
+    let message = stderr(&out);
+    assert!(
+        message.contains("set SWITCHBOARD_TOKEN_WIKI_2 instead"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("s3cret") && !stdout(&out).contains("s3cret"),
+        "the token leaked"
+    );
+}

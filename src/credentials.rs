@@ -1,0 +1,53 @@
+//! Connector tokens in the OS keyring (Keychain, Windows Credential Manager, Secret Service):
+//! service `switchboard`, account = the connector id. Tokens are referenced, never stored in
+//! Switchboard's own files.
+
+/// The keyring's service name for every Switchboard token.
+pub const SERVICE: &str = "switchboard";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    #[error("no OS keyring is available here ({0}); set {1} instead")]
+    NoKeyring(String, String),
+    #[error("the OS keyring refused: {0}")]
+    Keyring(String),
+}
+
+fn entry(id: &str) -> Result<keyring::Entry, CredentialError> {
+    keyring::Entry::new(SERVICE, id).map_err(|e| match e {
+        keyring::Error::NoDefaultStore | keyring::Error::NoStorageAccess(_) => {
+            CredentialError::NoKeyring(e.to_string(), crate::manifest::credential_variable(id))
+        }
+        other => CredentialError::Keyring(other.to_string()),
+    })
+}
+
+/// The connector's token from the keyring, if there is a keyring and it holds one.
+pub fn from_keyring(id: &str) -> Option<String> {
+    match entry(id).and_then(|e| {
+        e.get_password()
+            .map_err(|e| CredentialError::Keyring(e.to_string()))
+    }) {
+        Ok(token) => Some(token),
+        Err(e) => {
+            // Expected on machines without a keyring, and for connectors with no stored token.
+            tracing::debug!(connector = id, error = %e, "no token in the OS keyring");
+            None
+        }
+    }
+}
+
+/// Stores (or replaces) a connector's token in the keyring.
+pub fn store(id: &str, token: &str) -> Result<(), CredentialError> {
+    entry(id)?
+        .set_password(token)
+        .map_err(|e| CredentialError::Keyring(e.to_string()))
+}
+
+/// Removes a connector's token from the keyring.
+pub fn delete(id: &str) -> Result<(), CredentialError> {
+    entry(id)?
+        .delete_credential()
+        .map_err(|e| CredentialError::Keyring(e.to_string()))
+}
