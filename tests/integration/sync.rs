@@ -353,3 +353,33 @@ async fn a_dead_server_is_never_answered_from_a_cache() {
     );
     session.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_legacy_sse_transport_declared_or_detected() {
+    let fixture = Fixture::start(Knobs {
+        tools: 60,
+        page_size: 25,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let sse = |kind| ConnectorSpec {
+        endpoint: Endpoint::Http {
+            url: fixture.sse_url(),
+            kind,
+            headers: IndexMap::new(),
+        },
+        ..spec("old", &fixture, DEADLINE)
+    };
+    for kind in [Some(switchboard::registry::model::RemoteKind::Sse), None] {
+        let connected = connect_all(vec![sse(kind)], &http_client().unwrap(), PARALLEL).await;
+        let report = &connected.reports[0];
+        assert_eq!(report.state, Health::Healthy, "{kind:?}: {report:?}");
+        assert_eq!(report.tools, 60, "{kind:?}: pages over SSE");
+        let result = connected.call("old.tool_042", None).await.unwrap();
+        assert_eq!(result.is_error, Some(false));
+        connected.close().await;
+    }
+    let methods = fixture.methods();
+    assert!(methods.contains(&"initialize".to_string()), "{methods:?}");
+}
