@@ -242,10 +242,14 @@ async fn calls_reuse_the_connection_the_handshake_opened() {
             .unwrap();
         assert_eq!(result.is_error, Some(false));
     }
-    assert_eq!(
-        fixture.accepted_connections(),
-        after_handshake,
-        "20 sequential calls should ride the connection the handshake opened"
+    // The engine hands a response over only once its stream has ended, but hyper puts the
+    // connection back in its pool from a task of its own; a call that starts in between gets a
+    // fresh loopback connection. CI caught that once in many runs, so what is guaranteed is no
+    // connection per call: at most one more, ever (the sync benchmark measures 0 in 2,000).
+    assert!(
+        fixture.accepted_connections() <= after_handshake + 1,
+        "20 sequential calls opened {} connections beyond the handshake's {after_handshake}",
+        fixture.accepted_connections() - after_handshake
     );
     let failed = session.call("missing", None, DEADLINE).await.unwrap_err();
     assert!(failed.to_string().contains("no tool missing"), "{failed}");
