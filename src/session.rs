@@ -30,16 +30,43 @@ use crate::connector::{ConnectorSpec, Endpoint};
 use crate::registry::model::RemoteKind;
 
 /// The client every HTTP connector shares. No overall `.timeout()`: it would cut long-lived SSE
-/// streams; deadlines are per request instead.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// streams; deadlines are per request instead. Trusts the platform's certificates, plus those in
+/// the PEM file `SWITCHBOARD_CA_FILE` names (a company CA, a local development CA).
+pub fn http_client() -> Result<reqwest::Client, HttpClientError> {
+    let extra = match std::env::var_os("SWITCHBOARD_CA_FILE") {
+        Some(path) => std::fs::read(&path).map_err(|e| {
+            HttpClientError(format!(
+                "SWITCHBOARD_CA_FILE {}: {e}",
+                path.to_string_lossy()
+            ))
+        })?,
+        None => Vec::new(),
+    };
+    http_client_trusting(&extra)
+}
+
+/// [`http_client`], also trusting the certificates of a PEM bundle (may be empty).
+pub fn http_client_trusting(pem: &[u8]) -> Result<reqwest::Client, HttpClientError> {
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
+    if !pem.is_empty() {
+        for certificate in reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| HttpClientError(format!("not a PEM certificate bundle: {e}")))?
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| HttpClientError(e.to_string()))
 }
+
+/// The shared HTTP client could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the HTTP client: {0}")]
+pub struct HttpClientError(String);
 
 /// Why a session could not be opened or a request failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

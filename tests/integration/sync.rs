@@ -387,3 +387,52 @@ async fn the_legacy_sse_transport_declared_or_detected() {
     let methods = fixture.methods();
     assert!(methods.contains(&"initialize".to_string()), "{methods:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_server_is_reached_over_http2_on_one_connection() {
+    use std::sync::atomic::Ordering;
+    let fixture = Fixture::start_tls(Knobs {
+        tools: 2,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let untrusted = connect_all(
+        vec![spec("tls", &fixture, DEADLINE)],
+        &http_client().unwrap(),
+        PARALLEL,
+    )
+    .await;
+    assert_eq!(
+        untrusted.reports[0].state,
+        Health::Down,
+        "a self-signed certificate is not trusted by default"
+    );
+    let accepted_before = fixture.accepted_connections();
+
+    let http =
+        switchboard::session::http_client_trusting(fixture.ca_pem().unwrap().as_bytes()).unwrap();
+    let connected = connect_all(vec![spec("tls", &fixture, DEADLINE)], &http, PARALLEL).await;
+    assert_eq!(
+        connected.reports[0].state,
+        Health::Healthy,
+        "{:?}",
+        connected.reports[0]
+    );
+    for _ in 0..10 {
+        connected.call("tls.tool_001", None).await.unwrap();
+    }
+    let counters = fixture.counters();
+    assert!(counters.http_requests.load(Ordering::Relaxed) > 10);
+    assert_eq!(
+        counters.http2_requests.load(Ordering::Relaxed),
+        counters.http_requests.load(Ordering::Relaxed),
+        "every request over TLS went over HTTP/2"
+    );
+    assert_eq!(
+        fixture.accepted_connections() - accepted_before,
+        1,
+        "HTTP/2 multiplexes the session, its subscription stream and every call on one connection"
+    );
+    connected.close().await;
+}
