@@ -593,3 +593,47 @@ async fn a_reconnect_uses_the_handshake_detected_before() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forgotten_session_is_re_established_without_an_outage() {
+    let fixture = Fixture::start(Knobs {
+        legacy_only: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let (engine, _desired) = start(vec![spec_at("old", fixture.url())]);
+    wait_for(&engine, "healthy", |s| {
+        state(s, "old") == Some(Health::Healthy)
+    })
+    .await;
+    let mut events = engine.events();
+    let initializes = || {
+        fixture
+            .methods()
+            .iter()
+            .filter(|m| *m == "initialize")
+            .count()
+    };
+    let before = initializes();
+
+    fixture.forget_sessions().await;
+    let result = engine.call("old.tool_001", None).await;
+    assert!(
+        result.is_ok(),
+        "the call after the server forgot the session: {result:?}"
+    );
+    assert_eq!(
+        initializes(),
+        before + 1,
+        "a fresh initialize, behind the call's back"
+    );
+    assert_eq!(state(&engine.snapshot(), "old"), Some(Health::Healthy));
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event, switchboard::engine::EngineEvent::StateChanged { .. }),
+            "no state change was shown: {event:?}"
+        );
+    }
+    engine.shutdown().await;
+}
