@@ -194,6 +194,12 @@ impl Engine {
         self.metrics.clone()
     }
 
+    /// The last lines a live stdio connector wrote to stderr (`None` if it is not connected).
+    pub fn stderr(&self, connector: &str) -> Option<Vec<String>> {
+        let callers = self.callers.read().ok()?;
+        Some(callers.get(connector)?.stderr_tail())
+    }
+
     /// Re-checks every connector now: live ones are probed and shown connecting until they
     /// answer, waiting ones retry at once. ("Sync now"; also done by itself after a sleep.)
     pub async fn recheck_all(&self, reason: &str) {

@@ -235,16 +235,20 @@ impl StderrTail {
         });
     }
 
+    fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The kept lines, once the stream has ended or `wait` has passed.
     async fn settled(&self, wait: Duration) -> Vec<String> {
         let closed = self.closed.notified();
         if !self.done.load(std::sync::atomic::Ordering::Acquire) {
             let _ = tokio::time::timeout(wait, closed).await;
         }
-        self.lines
-            .lock()
-            .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default()
+        self.lines()
     }
 }
 
@@ -292,6 +296,7 @@ pub struct Session {
     /// The connector's deadline for one tool call.
     pub call_timeout: Duration,
     changes: ChangeFeed,
+    stderr: Arc<StderrTail>,
     activity: Arc<Activity>,
     /// How this server was reached; pass it to the next [`Session::open`] for it.
     pub handshake: Handshake,
@@ -377,6 +382,7 @@ impl Session {
             Err(error) => return Err(error),
         };
         let connect_latency = started.elapsed();
+        let stderr = events.stderr.clone();
         let changes = match subscription {
             Some(subscription) => ChangeFeed::Subscribed(Box::new(subscription)),
             None => ChangeFeed::Notified(events.tools_changed),
@@ -390,6 +396,7 @@ impl Session {
             changes,
             activity: Arc::new(Activity::new()),
             handshake,
+            stderr,
         })
     }
 
@@ -423,6 +430,7 @@ impl Session {
             peer: self.service.peer().clone(),
             call_timeout: self.call_timeout,
             activity: self.activity.clone(),
+            stderr: self.stderr.clone(),
         }
     }
 
@@ -492,6 +500,7 @@ pub struct Caller {
     peer: rmcp::Peer<RoleClient>,
     pub call_timeout: Duration,
     activity: Arc<Activity>,
+    stderr: Arc<StderrTail>,
 }
 
 impl Caller {
@@ -505,6 +514,11 @@ impl Caller {
             self.activity.answered();
         }
         result
+    }
+
+    /// The last lines a stdio server wrote to stderr (empty for HTTP servers).
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr.lines()
     }
 
     /// How long since the server last answered anything on this session.

@@ -162,3 +162,37 @@ async fn a_stdio_server_that_will_not_start_says_why() {
         "{reason}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_stdio_servers_stderr_is_there_for_the_ui() {
+    let script = format!(
+        "echo 'ready, using cache /tmp/x' >&2; exec '{}' --stdio",
+        fixture_bin().display()
+    );
+    let spec = ConnectorSpec {
+        endpoint: Endpoint::Stdio {
+            command: "sh".into(),
+            args: vec!["-c".into(), script],
+            env: IndexMap::new(),
+            cwd: None,
+        },
+        ..stdio_spec("chatty", &[])
+    };
+    let (_desired, receiver) = tokio::sync::watch::channel(vec![spec]);
+    let engine =
+        switchboard::engine::Engine::start(receiver, http_client().unwrap(), Default::default());
+    wait_for_watch(engine.subscribe(), "healthy", |s| {
+        s.connectors
+            .first()
+            .is_some_and(|c| c.state == Health::Healthy)
+    })
+    .await;
+    let mut lines = Vec::new();
+    wait_until("the stderr line is kept", || {
+        lines = engine.stderr("chatty").unwrap_or_default();
+        lines.iter().any(|l| l.contains("ready, using cache"))
+    })
+    .await;
+    assert_eq!(engine.stderr("nobody"), None);
+    engine.shutdown().await;
+}
