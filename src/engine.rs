@@ -12,13 +12,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use rand::RngExt as _;
 use rmcp::model::{CallToolResult, Tool};
 use serde::Serialize;
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::full_jitter;
 use crate::catalog::{Catalog, split_qualified};
 use crate::connector::ConnectorSpec;
 use crate::health::Health;
@@ -693,7 +693,9 @@ impl Supervisor {
                 }
                 Err(error) => {
                     attempt += 1;
-                    let delay = self.backoff(attempt);
+                    let options = &self.options;
+                    // The first failed attempt waits up to `backoff_base`.
+                    let delay = full_jitter(options.backoff_base, options.backoff_cap, attempt - 1);
                     self.report(Update::Failed {
                         state: Health::after_failure(&error),
                         reason: error.to_string(),
@@ -785,16 +787,6 @@ impl Supervisor {
                 self.options.slow_p95.as_millis()
             )
         })
-    }
-
-    /// Full jitter: a random wait up to the capped exponential bound.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let bound = self
-            .options
-            .backoff_base
-            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-            .min(self.options.backoff_cap);
-        bound.mul_f64(rand::rng().random_range(0.0..=1.0))
     }
 
     async fn report(&self, update: Update) {

@@ -9,6 +9,8 @@
 //! This crate never depends on a GUI toolkit: the headless CLI (`src/main.rs`) and the Tauri shell
 //! (`src-tauri/`, with its own issue) are thin layers over it.
 
+/// Retry delays: capped exponential backoff with full jitter.
+pub mod backoff;
 /// Every live tool, named `connector.tool`.
 pub mod catalog;
 /// The desired set of connectors, from the registry (and the manifest).

@@ -161,7 +161,7 @@ impl SessionError {
 
 /// The innermost cause ("Connection refused (os error 111)"): what a person can act on, as the
 /// outer layers name SDK types; and whether the connection itself could not be made.
-fn deepest(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
+pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
     use rmcp::transport::streamable_http_client::StreamableHttpError;
     let mut cause = error;
     let mut unreachable = false;
@@ -184,7 +184,7 @@ fn deepest(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
 
 impl SessionError {
     fn from_cause(error: &(dyn std::error::Error + 'static), during: Option<&str>) -> Self {
-        let (text, unreachable) = deepest(error);
+        let (text, unreachable) = innermost_cause(error);
         let text = match during {
             Some(step) => format!("{text} (during {step})"),
             None => text,

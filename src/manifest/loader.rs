@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rand::RngExt as _;
+use crate::backoff::full_jitter;
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_MANIFEST_BYTES, Manifest, is_loopback};
@@ -159,7 +159,9 @@ impl ManifestLoader {
         let mut last_error = String::new();
         for attempt in 0..self.options.attempts.max(1) {
             if attempt > 0 {
-                tokio::time::sleep(self.backoff(attempt)).await;
+                let options = &self.options;
+                let delay = full_jitter(options.backoff_base, options.backoff_cap, attempt);
+                tokio::time::sleep(delay).await;
             }
             match self.attempt().await {
                 Ok(fetched) => match self.accept(fetched) {
@@ -177,17 +179,6 @@ impl ManifestLoader {
             }
         }
         self.keep_last_good(last_error)
-    }
-
-    /// Full jitter: a random wait up to the capped exponential bound, so many clients that
-    /// failed together do not retry together.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let bound = self
-            .options
-            .backoff_base
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.options.backoff_cap);
-        bound.mul_f64(rand::rng().random_range(0.0..=1.0))
     }
 
     fn keep_last_good(&mut self, reason: String) -> Refresh {
@@ -429,11 +420,7 @@ fn describe_reqwest(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "timed out".into();
     }
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
+    crate::session::innermost_cause(error).0
 }
 
 #[cfg(test)]

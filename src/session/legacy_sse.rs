@@ -28,11 +28,7 @@ pub enum SseTransportError {
 
 impl SseTransportError {
     fn http(error: reqwest::Error) -> Self {
-        let mut cause: &dyn std::error::Error = &error;
-        while let Some(inner) = cause.source() {
-            cause = inner;
-        }
-        Self::Http(cause.to_string())
+        Self::Http(super::innermost_cause(&error).0)
     }
 }
 
