@@ -4,8 +4,11 @@
 //! stdio servers run as child processes in their own process group, so a `npx → sh → node` chain
 //! dies with its session. Every request has a deadline: `rmcp` has none of its own.
 
+mod elicitation;
 mod legacy_sse;
 mod reuse;
+
+pub use elicitation::{Elicitation, with_defaults};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest,
-    Implementation, PingRequest, ProtocolVersion, RequestMetaObject, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
+    ClientRequest, ElicitRequestParams, ElicitResult, ElicitationCapability,
+    FormElicitationCapability, Implementation, InputRequest, InputResponses, PingRequest,
+    ProtocolVersion, RequestMetaObject, Tool,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{
@@ -202,6 +207,8 @@ impl SessionError {
 struct SessionEvents {
     tools_changed: Arc<Notify>,
     stderr: Arc<StderrTail>,
+    elicitation: Elicitation,
+    listening: Arc<reuse::Listening>,
 }
 
 /// The last lines a stdio server wrote to stderr: usually the reason it would not start.
@@ -254,8 +261,13 @@ impl StderrTail {
 
 impl ClientHandler for SessionEvents {
     fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        if self.elicitation != Elicitation::Decline {
+            capabilities.elicitation =
+                Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        }
         ClientConfig::new(
-            ClientCapabilities::default(),
+            capabilities,
             Implementation::new("switchboard", env!("CARGO_PKG_VERSION")),
         )
         // What the initialize handshake offers; 2026-era servers are reached by discover.
@@ -264,6 +276,14 @@ impl ClientHandler for SessionEvents {
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed.notify_one();
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        Ok(self.elicitation.answer(&request))
     }
 }
 
@@ -300,6 +320,7 @@ pub struct Session {
     activity: Arc<Activity>,
     /// How this server was reached; pass it to the next [`Session::open`] for it.
     pub handshake: Handshake,
+    elicitation: Elicitation,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -332,6 +353,9 @@ impl Activity {
     }
 }
 
+/// How long a new session waits for its server's standalone stream before going on without it.
+const LISTEN_WAIT: Duration = Duration::from_secs(2);
+
 impl Session {
     /// Connects and lists every tool (following cursors), within the spec's connect timeout.
     pub async fn open(spec: &ConnectorSpec, http: &reqwest::Client) -> Result<Self, SessionError> {
@@ -344,13 +368,27 @@ impl Session {
         http: &reqwest::Client,
         known: Option<Handshake>,
     ) -> Result<Self, SessionError> {
+        Self::open_with(spec, http, known, Elicitation::Decline).await
+    }
+
+    /// Like [`Session::open_as`], answering the server's questions as `elicitation` says.
+    pub async fn open_with(
+        spec: &ConnectorSpec,
+        http: &reqwest::Client,
+        known: Option<Handshake>,
+        elicitation: Elicitation,
+    ) -> Result<Self, SessionError> {
         let started = Instant::now();
         let events = SessionEvents {
             tools_changed: Arc::new(Notify::new()),
             stderr: Arc::default(),
+            elicitation,
+            listening: Arc::default(),
         };
         let opening = async {
             let (service, handshake) = connect(spec, http, events.clone(), known).await?;
+            // Listen before listing, so nothing the server sends meanwhile is lost.
+            events.listening.settled(LISTEN_WAIT).await;
             // rmcp caches list results and serves them stale when the server fails: a dead
             // server would keep its tools and look healthy. Health needs every answer fresh.
             service
@@ -397,6 +435,7 @@ impl Session {
             activity: Arc::new(Activity::new()),
             handshake,
             stderr,
+            elicitation,
         })
     }
 
@@ -431,6 +470,7 @@ impl Session {
             call_timeout: self.call_timeout,
             activity: self.activity.clone(),
             stderr: self.stderr.clone(),
+            elicitation: self.elicitation,
         }
     }
 
@@ -452,7 +492,14 @@ impl Session {
         arguments: Option<Map<String, Value>>,
         timeout: Duration,
     ) -> Result<CallToolResult, SessionError> {
-        let result = call_tool(self.service.peer(), tool, arguments, timeout).await;
+        let result = call_tool(
+            self.service.peer(),
+            self.elicitation,
+            tool,
+            arguments,
+            timeout,
+        )
+        .await;
         if result.is_ok() {
             self.activity.answered();
         }
@@ -501,6 +548,7 @@ pub struct Caller {
     pub call_timeout: Duration,
     activity: Arc<Activity>,
     stderr: Arc<StderrTail>,
+    elicitation: Elicitation,
 }
 
 impl Caller {
@@ -509,7 +557,14 @@ impl Caller {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, SessionError> {
-        let result = call_tool(&self.peer, tool, arguments, self.call_timeout).await;
+        let result = call_tool(
+            &self.peer,
+            self.elicitation,
+            tool,
+            arguments,
+            self.call_timeout,
+        )
+        .await;
         if result.is_ok() {
             self.activity.answered();
         }
@@ -527,20 +582,77 @@ impl Caller {
     }
 }
 
+/// Calls a tool within `timeout`, following the rounds of a server that needs more input first
+/// (`input_required`, 2026-07-28): each retry echoes its `requestState` untouched, with a new
+/// request id.
 async fn call_tool(
     peer: &rmcp::Peer<RoleClient>,
+    elicitation: Elicitation,
     tool: &str,
     arguments: Option<Map<String, Value>>,
     timeout: Duration,
 ) -> Result<CallToolResult, SessionError> {
+    /// A server that keeps asking is looping, not working.
+    const MAX_ROUNDS: usize = 10;
     let mut params = CallToolRequestParams::new(tool.to_string());
     if let Some(arguments) = arguments {
         params = params.with_arguments(arguments);
     }
-    tokio::time::timeout(timeout, peer.call_tool(params))
+    let rounds = async {
+        for round in 0..MAX_ROUNDS {
+            match peer.call_tool_once(params.clone()).await {
+                Ok(CallToolResponse::Complete(result)) => return Ok(result),
+                Ok(CallToolResponse::InputRequired(asked)) => {
+                    let requests = asked.input_requests.unwrap_or_default();
+                    if requests.is_empty() {
+                        // Only state to hand back: the server is still working; do not spin.
+                        tokio::time::sleep(Duration::from_millis(50 << round.min(3))).await;
+                    }
+                    params.input_responses = Some(input_responses(elicitation, requests)?)
+                        .filter(|responses| !responses.is_empty());
+                    params.request_state = asked.request_state;
+                }
+                Ok(_) => {
+                    return Err(SessionError::Unsupported(format!(
+                        "{tool} answered with a task, which Switchboard does not poll"
+                    )));
+                }
+                Err(error) => return Err(SessionError::from_service(error)),
+            }
+        }
+        Err(SessionError::Transport(format!(
+            "{tool} still wanted more input after {MAX_ROUNDS} rounds"
+        )))
+    };
+    tokio::time::timeout(timeout, rounds)
         .await
         .map_err(|_| SessionError::Timeout(timeout))?
-        .map_err(SessionError::from_service)
+}
+
+/// Answers the questions of an `input_required` result, the way the session answers them alone.
+fn input_responses(
+    elicitation: Elicitation,
+    requests: rmcp::model::InputRequests,
+) -> Result<InputResponses, SessionError> {
+    let mut responses = InputResponses::new();
+    for (key, request) in requests {
+        let answer = match request {
+            InputRequest::Elicitation(request) => {
+                serde_json::to_value(elicitation.answer(&request.params))
+            }
+            InputRequest::ListRoots(_) => Ok(serde_json::json!({ "roots": [] })),
+            _ => {
+                return Err(SessionError::Unsupported(
+                    "the server asked for an LLM completion (sampling), which Switchboard does \
+                     not offer"
+                        .into(),
+                ));
+            }
+        };
+        let answer = answer.map_err(|e| SessionError::Transport(e.to_string()))?;
+        responses.insert(key, answer);
+    }
+    Ok(responses)
 }
 
 /// On the 2026-07-28 protocol, list changes come only on a `subscriptions/listen` stream; open
@@ -786,6 +898,11 @@ async fn serve_with_era_fallback(
         {
             serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
         }
+        // A server that answers any unknown method with an empty result: not a discover
+        // result, so not a 2026-era server. rmcp gives up here too.
+        Err(rmcp::service::ClientInitializeError::ExpectedInitResult(_)) => {
+            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
+        }
         other => other,
     }
 }
@@ -810,7 +927,10 @@ async fn serve(
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(custom)
                 .reinit_on_expired_session(true);
-            let client = reuse::ReusingClient(http.clone());
+            let client = reuse::ReusingClient {
+                http: http.clone(),
+                listening: events.listening.clone(),
+            };
             let transport = StreamableHttpClientTransport::with_client(client, config);
             events.serve_with_lifecycle(transport, lifecycle).await
         }

@@ -6,9 +6,12 @@
 //! default) a session ends up holding two connections and churning more under load. This client
 //! reverses the order: an SSE response event is passed on only after the stream has ended
 //! (bounded by the same 50 ms rmcp allows), so the connection is back in the pool first.
+//!
+//! It also tells when the server's standalone stream is open ([`Listening`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -29,7 +32,50 @@ type PostResult = Result<StreamableHttpPostResponse, StreamableHttpError<reqwest
 
 /// The shared `reqwest::Client`, delivering SSE responses only once their stream has ended.
 #[derive(Clone)]
-pub struct ReusingClient(pub reqwest::Client);
+pub struct ReusingClient {
+    pub http: reqwest::Client,
+    pub listening: Arc<Listening>,
+}
+
+/// Whether the standalone stream of an initialize-era session is open. rmcp opens it (a GET)
+/// in the background once the server assigns a session; until then, what the server sends on
+/// its own (a request for input, "the tool list changed") is lost: servers drop messages for
+/// a stream nobody holds.
+pub struct Listening {
+    expected: AtomicBool,
+    answered: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Listening {
+    fn default() -> Self {
+        Self {
+            expected: AtomicBool::new(false),
+            answered: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+impl Listening {
+    /// Returns once the server has answered the stream's GET (open, or refused with 405), or
+    /// at once when no stream is coming, or when `wait` has passed.
+    pub async fn settled(&self, wait: Duration) {
+        if !self.expected.load(Ordering::Acquire) {
+            return;
+        }
+        let mut answered = self.answered.subscribe();
+        let _ = tokio::time::timeout(wait, answered.wait_for(|answered| *answered)).await;
+    }
+
+    fn saw(&self, response: &PostResult) {
+        if let Ok(
+            StreamableHttpPostResponse::Json(_, Some(_))
+            | StreamableHttpPostResponse::Sse(_, Some(_)),
+        ) = response
+        {
+            self.expected.store(true, Ordering::Release);
+        }
+    }
+}
 
 impl StreamableHttpClient for ReusingClient {
     type Error = reqwest::Error;
@@ -43,9 +89,10 @@ impl StreamableHttpClient for ReusingClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> PostResult {
         let response = self
-            .0
+            .http
             .post_message(uri, message, session_id, auth_header, custom_headers)
             .await;
+        self.listening.saw(&response);
         response.map(drain_before_response)
     }
 
@@ -59,7 +106,7 @@ impl StreamableHttpClient for ReusingClient {
         max_sse_event_size: usize,
     ) -> PostResult {
         let response = self
-            .0
+            .http
             .post_message_with_max_sse_event_size(
                 uri,
                 message,
@@ -69,6 +116,7 @@ impl StreamableHttpClient for ReusingClient {
                 max_sse_event_size,
             )
             .await;
+        self.listening.saw(&response);
         response.map(drain_before_response)
     }
 
@@ -82,7 +130,7 @@ impl StreamableHttpClient for ReusingClient {
         limits: StreamableHttpResponseLimits,
     ) -> PostResult {
         let response = self
-            .0
+            .http
             .post_message_with_response_limits(
                 uri,
                 message,
@@ -92,6 +140,7 @@ impl StreamableHttpClient for ReusingClient {
                 limits,
             )
             .await;
+        self.listening.saw(&response);
         response.map(drain_before_response)
     }
 
@@ -102,7 +151,7 @@ impl StreamableHttpClient for ReusingClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        self.0
+        self.http
             .delete_session(uri, session_id, auth_header, custom_headers)
             .await
     }
@@ -115,9 +164,15 @@ impl StreamableHttpClient for ReusingClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<SseStream, StreamableHttpError<Self::Error>> {
-        self.0
+        let standalone = last_event_id.is_none();
+        let stream = self
+            .http
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
-            .await
+            .await;
+        if standalone {
+            self.listening.answered.send_replace(true);
+        }
+        stream
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -129,7 +184,9 @@ impl StreamableHttpClient for ReusingClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<SseStream, StreamableHttpError<Self::Error>> {
-        self.0
+        let standalone = last_event_id.is_none();
+        let stream = self
+            .http
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,
@@ -138,7 +195,11 @@ impl StreamableHttpClient for ReusingClient {
                 custom_headers,
                 max_sse_event_size,
             )
-            .await
+            .await;
+        if standalone {
+            self.listening.answered.send_replace(true);
+        }
+        stream
     }
 }
 
