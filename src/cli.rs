@@ -8,6 +8,7 @@ macro_rules! outln {
     }};
 }
 
+mod conformance;
 mod connectors;
 
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ enum Command {
         #[command(flatten)]
         manifest: ManifestArg,
     },
+    /// Run one scenario of the official MCP client conformance suite against URL.
+    #[command(hide = true)]
+    ConformanceClient { url: String },
 }
 
 #[derive(Subcommand)]
@@ -212,6 +216,9 @@ impl AddArgs {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::ConformanceClient { url } = &cli.command {
+        return conformance::run(url).await;
+    }
     let dir = resolve_config_dir(cli.config_dir.as_deref())
         .context("cannot tell where the config dir is; pass --config-dir DIR")?;
     match cli.command {
@@ -255,6 +262,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             args,
             manifest,
         } => connectors::call(&dir, manifest.manifest.as_deref(), &tool, args.as_deref()).await,
+        Command::ConformanceClient { .. } => unreachable!("handled above"),
     }
 }
 
