@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing Switchboard needs and is missing: Debian/Ubuntu packages
-# (as root, or through sudo) and a Rust toolchain new enough for the workspace. Idempotent and
-# quick when everything is already there.
+# (as root, or through sudo) and a Rust toolchain new enough for the workspace; with --test, also
+# what the app's end-to-end tests need (Xvfb, WebKitWebDriver, tauri-driver). Idempotent and quick
+# when everything is already there.
 . "$(dirname "$0")/common.sh"
 
-APT_PACKAGES=(build-essential pkg-config ca-certificates curl)
+# The tray app (Tauri 2) links WebKitGTK 4.1 and the AppIndicator tray library.
+APT_PACKAGES=(build-essential pkg-config ca-certificates curl libwebkit2gtk-4.1-dev
+  libayatana-appindicator3-dev)
+[ "${1:-}" = "--test" ] && APT_PACKAGES+=(xvfb xauth webkit2gtk-driver)
 # The interoperability tests run npm and PyPI MCP servers; keep a Node or Python that is
 # already installed (nodesource, pyenv) rather than adding Debian's beside it.
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
@@ -40,3 +44,13 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# The WebDriver server the app's end-to-end tests talk to; it drives WebKitWebDriver.
+TAURI_DRIVER_VERSION=2.1.0
+if [ "${1:-}" = "--test" ]; then
+  driver_root="${XDG_CACHE_HOME:-$HOME/.cache}/switchboard/tauri-driver"
+  if ! cargo install --list --root "$driver_root" | grep -q "^tauri-driver v$TAURI_DRIVER_VERSION:"; then
+    log "installing tauri-driver $TAURI_DRIVER_VERSION"
+    cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --root "$driver_root"
+  fi
+fi

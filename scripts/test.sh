@@ -4,7 +4,7 @@
 # conformance suite. `cargo test --workspace` also builds the CLI and fixture binaries the tests
 # drive.
 . "$(dirname "$0")/common.sh"
-"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/install-deps.sh" --test
 SWITCHBOARD_INTEROP_DIR="$("$ROOT/scripts/install-interop.sh")"
 export SWITCHBOARD_INTEROP_DIR
 log "running the tests"

@@ -385,20 +385,11 @@ fn print_list(snapshot: &RegistrySnapshot, json: bool) -> Result<()> {
 
 async fn import(registry: &Registry, from: Option<ImportSource>, dry_run: bool) -> Result<()> {
     let places = Places::detect().context("cannot tell where the home directory is")?;
-    let found = match &from {
-        Some(source) => import::read_sources(source, &places)?,
-        None => {
-            let configs = import::detect_all(&places);
-            if configs.is_empty() {
-                bail!(
-                    "found no Claude Desktop, Cursor, VS Code, Windsurf, Zed or cortex-os config; use --from PATH"
-                );
-            }
-            configs
-                .into_iter()
-                .map(|(kind, path)| import::read_config(&path, Some(kind)))
-                .collect::<Result<_, _>>()?
+    let found = match import::find(from.as_ref(), &places) {
+        Err(import::ImportError::NothingFound) => {
+            bail!("{}; use --from PATH", import::ImportError::NothingFound)
         }
+        other => other?,
     };
     let plan = import::plan(&registry.snapshot(), found);
     let (mut adds, mut same, mut clashes, mut invalid) = (0, 0, 0, 0);

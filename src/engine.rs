@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::full_jitter;
 use crate::catalog::{Catalog, split_qualified};
-use crate::connector::ConnectorSpec;
+use crate::connector::{ConnectorSpec, Source};
 use crate::health::Health;
 use crate::metrics::{LatencySummary, Metrics, TOOL_ERROR};
 use crate::session::{Caller, Session, SessionError};
@@ -68,6 +68,8 @@ impl Default for EngineOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectorStatus {
     pub id: String,
+    /// Whether the manifest or the registry defines it (which decides how it is switched off).
+    pub source: Source,
     pub transport: &'static str,
     pub state: Health,
     pub reason: Option<String>,
@@ -414,6 +416,7 @@ impl Reconciler {
     ) -> ConnectorStatus {
         ConnectorStatus {
             id: spec.id.clone(),
+            source: spec.source,
             transport: spec.endpoint.transport(),
             state,
             reason,

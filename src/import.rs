@@ -152,6 +152,25 @@ pub enum ImportError {
     Unreadable { path: PathBuf, message: String },
     #[error("cannot tell where the home directory is")]
     NoHome,
+    #[error("found no Claude Desktop, Cursor, VS Code, Windsurf, Zed or cortex-os config")]
+    NothingFound,
+}
+
+/// Reads `source`, or without one every client config found on this machine.
+pub fn find(source: Option<&ImportSource>, places: &Places) -> Result<Vec<Found>, ImportError> {
+    match source {
+        Some(source) => read_sources(source, places),
+        None => {
+            let configs = detect_all(places);
+            if configs.is_empty() {
+                return Err(ImportError::NothingFound);
+            }
+            configs
+                .into_iter()
+                .map(|(kind, path)| read_config(&path, Some(kind)))
+                .collect()
+        }
+    }
 }
 
 /// Reads every config `source` points at. A client's location that does not exist is skipped;

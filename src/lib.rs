@@ -9,6 +9,8 @@
 //! This crate never depends on a GUI toolkit: the headless CLI (`src/main.rs`) and the Tauri shell
 //! (`src-tauri/`, with its own issue) are thin layers over it.
 
+/// Which connector changes deserve a notification (debounced, not once per flap).
+pub mod alerts;
 /// Retry delays: capped exponential backoff with full jitter.
 pub mod backoff;
 /// Every live tool, named `connector.tool`.
@@ -17,6 +19,8 @@ pub mod catalog;
 pub mod connector;
 /// Connector tokens in the OS keyring.
 pub mod credentials;
+/// The registry, manifest feed and engine running as one (what the app and `sync` run).
+pub mod daemon;
 /// Feeds the engine the desired set as the registry and the manifest change.
 pub mod desired;
 /// Crash-safe file writes (temp, fsync, rename, fsync dir), 0600 by default.
@@ -27,6 +31,8 @@ pub mod engine;
 pub mod health;
 /// Reading other MCP clients' configs and previewing what importing them changes.
 pub mod import;
+/// The Latency view's histogram, rendered to SVG.
+pub mod latency_chart;
 /// The connector manifest ("service map"): validation, signatures, fetching, stale-on-error.
 pub mod manifest;
 /// Every call measured: Prometheus series and HDR histograms.

@@ -66,6 +66,36 @@ pub struct LatencySummary {
     pub p99_ms: f64,
 }
 
+/// Upper bounds of the latency histogram's buckets, in ms: 1-2-5 steps, readable as labels.
+pub const HISTOGRAM_BOUNDS_MS: [f64; 17] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4, 3e4, 6e4, 3e5,
+];
+
+/// A connector's call durations, bucketed, for the Latency view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyHistogram {
+    pub buckets: Vec<LatencyBucket>,
+    pub summary: LatencySummary,
+}
+
+/// Calls that took at most `upper_ms` (and more than the previous bucket's bound).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyBucket {
+    pub upper_ms: f64,
+    pub count: u64,
+}
+
+fn summarize(merged: &hdrhistogram::Histogram<u64>, errors: u64) -> LatencySummary {
+    let ms = |q: f64| merged.value_at_quantile(q) as f64 / 1e3;
+    LatencySummary {
+        calls: merged.len(),
+        errors,
+        p50_ms: ms(0.5),
+        p95_ms: ms(0.95),
+        p99_ms: ms(0.99),
+    }
+}
+
 /// Recent calls of one connector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RecentCalls {
@@ -239,6 +269,38 @@ impl Metrics {
 
     /// All of a connector's calls so far.
     pub fn latency(&self, connector: &str) -> Option<LatencySummary> {
+        let (merged, errors) = self.merged(connector)?;
+        Some(summarize(&merged, errors))
+    }
+
+    /// All of a connector's calls so far, counted in [`HISTOGRAM_BOUNDS_MS`] buckets (from the
+    /// first to the last that holds a call).
+    pub fn histogram(&self, connector: &str) -> Option<LatencyHistogram> {
+        let (merged, errors) = self.merged(connector)?;
+        let mut lower_us = 0;
+        let mut buckets: Vec<LatencyBucket> = HISTOGRAM_BOUNDS_MS
+            .iter()
+            .map(|&upper_ms| {
+                let upper_us = (upper_ms * 1e3) as u64;
+                let count = merged.count_between(lower_us + 1, upper_us);
+                lower_us = upper_us;
+                LatencyBucket { upper_ms, count }
+            })
+            .collect();
+        let beyond = merged.count_between(lower_us + 1, merged.max().max(lower_us + 1));
+        buckets.push(LatencyBucket {
+            upper_ms: f64::INFINITY,
+            count: beyond,
+        });
+        let first = buckets.iter().position(|b| b.count > 0)?;
+        let last = buckets.iter().rposition(|b| b.count > 0)?;
+        Some(LatencyHistogram {
+            buckets: buckets[first..=last].to_vec(),
+            summary: summarize(&merged, errors),
+        })
+    }
+
+    fn merged(&self, connector: &str) -> Option<(hdrhistogram::Histogram<u64>, u64)> {
         let stats = self.stats();
         let tools = &stats.get(connector)?.tools;
         let mut merged = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 300_000_000, 3).ok()?;
@@ -247,14 +309,7 @@ impl Metrics {
             merged.add(&t.latency).ok()?;
             errors += t.errors;
         }
-        let ms = |q: f64| merged.value_at_quantile(q) as f64 / 1e3;
-        Some(LatencySummary {
-            calls: merged.len(),
-            errors,
-            p50_ms: ms(0.5),
-            p95_ms: ms(0.95),
-            p99_ms: ms(0.99),
-        })
+        (!merged.is_empty()).then_some((merged, errors))
     }
 
     /// A connector's latest calls (at most 100, at most 5 minutes old).

@@ -1,18 +1,18 @@
 //! `sync`, `tools` and `call`: connect the desired set and report on it.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use switchboard::catalog::split_qualified;
 use switchboard::connector::{self, ConnectorSpec};
-use switchboard::desired::{self, ManifestView};
-use switchboard::engine::{Engine, EngineEvent, EngineOptions};
-use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
+use switchboard::daemon::{Daemon, DaemonOptions, manifest_loader};
+use switchboard::desired::ManifestView;
+use switchboard::engine::EngineEvent;
+use switchboard::manifest::loader::Refresh;
 use switchboard::metrics;
-use switchboard::registry::{FlushObserver, Registry, RegistryOptions};
+use switchboard::registry::{Registry, RegistryOptions};
 use switchboard::session::{Session, http_client};
 use switchboard::sync::{Connected, ConnectorReport, SyncOptions, connect_all};
 use tokio_util::sync::CancellationToken;
@@ -45,18 +45,6 @@ async fn desired_set(
     Ok(connector::desired_set(manifest.as_deref(), &snapshot))
 }
 
-fn manifest_loader(dir: &Path, source: &str, http: &reqwest::Client) -> Result<ManifestLoader> {
-    let source = ManifestSource::parse(source).map_err(anyhow::Error::msg)?;
-    let options = LoaderOptions {
-        key: std::env::var("SWITCHBOARD_MANIFEST_KEY")
-            .ok()
-            .map(String::into_bytes),
-        cache_path: Some(dir.join("manifest-cache.json")),
-        ..LoaderOptions::default()
-    };
-    Ok(ManifestLoader::new(source, http.clone(), options))
-}
-
 /// Runs the engine until interrupted, printing each state change as it happens.
 pub async fn sync_watch(
     dir: &Path,
@@ -64,29 +52,12 @@ pub async fn sync_watch(
     json: bool,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<()> {
-    let http = http_client().context("cannot set up the HTTP client")?;
-    // One set of metrics for the engine, the manifest feed and the registry.
-    let metrics = metrics::Metrics::new();
-    let flushes = metrics.clone();
-    let registry = Registry::open(RegistryOptions {
-        on_flush: Some(FlushObserver(Arc::new(move |took| {
-            flushes.record_registry_flush(took)
-        }))),
-        ..RegistryOptions::in_dir(dir)
+    let daemon = Daemon::start(DaemonOptions {
+        config_dir: dir.to_path_buf(),
+        manifest: manifest.map(str::to_string),
     })
     .await?;
-    let loader = manifest
-        .map(|m| manifest_loader(dir, m, &http))
-        .transpose()?;
-    let stop = CancellationToken::new();
-    let (specs, mut manifest_views, feed) = desired::spawn(
-        registry.clone(),
-        loader,
-        desired::refresh_interval_from_env(),
-        metrics.clone(),
-        stop.clone(),
-    );
-    let count = specs.borrow().len();
+    let count = daemon.engine().snapshot().connectors.len();
     let manifest_note = manifest
         .map(|m| format!(", manifest {m}"))
         .unwrap_or_default();
@@ -94,18 +65,19 @@ pub async fn sync_watch(
         "switchboard: following {count} connector(s) (registry in {}{manifest_note}); Ctrl-C to stop",
         dir.display()
     );
-    let engine = Engine::start_with_metrics(specs, http, EngineOptions::from_env(), metrics);
+    let stop = CancellationToken::new();
     let metrics_server = match metrics_addr {
         None => None,
         Some(addr) => {
-            let (bound, task) = metrics::serve(engine.metrics(), addr, stop.clone())
+            let (bound, task) = metrics::serve(daemon.engine().metrics(), addr, stop.clone())
                 .await
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
             eprintln!("metrics: http://{bound}/metrics");
             Some(task)
         }
     };
-    let mut events = engine.events();
+    let mut events = daemon.engine().events();
+    let mut manifest_views = daemon.manifest();
     let interrupted = shutdown_signal();
     tokio::pin!(interrupted);
     loop {
@@ -130,12 +102,10 @@ pub async fn sync_watch(
         }
     }
     stop.cancel();
-    let _ = feed.await;
     if let Some(server) = metrics_server {
         let _ = server.await;
     }
-    engine.shutdown().await;
-    registry.close().await?;
+    daemon.shutdown().await?;
     Ok(())
 }
 

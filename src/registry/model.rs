@@ -169,6 +169,24 @@ impl ServerEntry {
         ServerEntry::try_from(ServerEntryFields::from(self.clone())).map(|_| ())
     }
 
+    /// This entry as edited from a [`ServerEntry::redacted`] copy of `previous`: every value
+    /// still showing the marker keeps `previous`'s value under the same name.
+    pub fn unredacted(mut self, previous: &ServerEntry) -> Self {
+        let (values, old) = match (&mut self.launch, &previous.launch) {
+            (Launch::Stdio { env, .. }, Launch::Stdio { env: old, .. }) => (env, old),
+            (Launch::Remote { headers, .. }, Launch::Remote { headers: old, .. }) => (headers, old),
+            _ => return self,
+        };
+        for (name, value) in values.iter_mut() {
+            if value == REDACTED
+                && let Some(kept) = old.get(name)
+            {
+                value.clone_from(kept);
+            }
+        }
+        self
+    }
+
     /// The same server with anything the user could call a secret replaced by a marker, for
     /// printing and for the UI.
     pub fn redacted(&self) -> Self {

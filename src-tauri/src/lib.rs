@@ -1,0 +1,190 @@
+//! Switchboard's tray app: the engine ([`Daemon`]) behind a tray icon and a small window.
+//!
+//! [`run`] starts the daemon, the tray and the window; [`live`] carries engine changes to both;
+//! [`commands`] is all the window may call. No business logic lives here: it is in the engine.
+
+mod commands;
+mod live;
+mod logs;
+mod tray;
+mod view;
+
+use std::sync::Arc;
+
+use switchboard::daemon::{Daemon, DaemonOptions};
+use tauri::{AppHandle, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
+use tokio::sync::RwLock;
+
+use crate::tray::TrayAction;
+
+/// What the commands reach: the daemon while it runs (`None` once shutting down).
+pub struct AppState {
+    daemon: RwLock<Option<Daemon>>,
+}
+
+impl AppState {
+    pub fn new(daemon: Daemon) -> Self {
+        Self {
+            daemon: RwLock::new(Some(daemon)),
+        }
+    }
+}
+
+/// The window's label; capabilities/default.json grants it the commands.
+pub const WINDOW: &str = "main";
+
+/// Every command the window may call.
+pub fn handlers<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::overview,
+        commands::set_enabled,
+        commands::sync_now,
+        commands::tools,
+        commands::call_tool,
+        commands::latency_svg,
+        commands::registry_entries,
+        commands::save_server,
+        commands::remove_server,
+        commands::import_preview,
+        commands::import_apply,
+    ]
+}
+
+/// Runs the app until Quit. Starts with the window open unless `--hidden` (autostart) is given.
+pub fn run() {
+    let logs = logs::init();
+    let hidden = std::env::args().any(|a| a == "--hidden");
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            open_window(app);
+        }))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_notification::init())
+        .invoke_handler(handlers())
+        .setup(move |app| {
+            let options = daemon_options()?;
+            tracing::info!(config_dir = %options.config_dir.display(), "starting");
+            let daemon = tauri::async_runtime::block_on(Daemon::start(options))?;
+            let follow = live::Sources::of(&daemon);
+            app.manage(AppState::new(daemon));
+            let tray = tray_or_none(app.handle(), logs.clone());
+            // Hidden only where the tray can bring the window back.
+            let stay_hidden = hidden && tray.is_some();
+            tauri::async_runtime::spawn(live::follow(app.handle().clone(), tray, follow));
+            if !stay_hidden {
+                open_window(app.handle());
+            }
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            eprintln!("switchboard-app: cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|app, event| match event {
+        // The last window closed: keep running in the tray. Quit exits with a code.
+        RunEvent::ExitRequested {
+            api, code: None, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => shut_down(app),
+        _ => {}
+    });
+}
+
+fn daemon_options() -> Result<DaemonOptions, Box<dyn std::error::Error>> {
+    let config_dir = switchboard::registry::resolve_config_dir(None)
+        .ok_or("cannot tell where the config dir is; set SWITCHBOARD_CONFIG_DIR")?;
+    Ok(DaemonOptions {
+        config_dir,
+        manifest: std::env::var("SWITCHBOARD_MANIFEST").ok(),
+    })
+}
+
+/// The tray icon, or `None` (logged once) where there is none to be had: the window stays.
+fn tray_or_none<R: Runtime>(
+    app: &AppHandle<R>,
+    logs: Arc<logs::LogDir>,
+) -> Option<tauri::tray::TrayIcon<R>> {
+    // A missing AppIndicator library makes tray creation panic rather than fail.
+    let created = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tray::create(app, move |app, action| on_tray_action(app, action, &logs))
+    }));
+    match created {
+        Ok(Ok(tray)) => Some(tray),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "no tray icon on this desktop; the window stays available");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                "no tray icon (the AppIndicator library is missing); the window stays available"
+            );
+            None
+        }
+    }
+}
+
+fn on_tray_action<R: Runtime>(app: &AppHandle<R>, action: TrayAction, logs: &logs::LogDir) {
+    match action {
+        TrayAction::SetEnabled(id, enabled) => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                let daemon = state.daemon.read().await;
+                if let Some(daemon) = daemon.as_ref()
+                    && let Err(error) = daemon.set_enabled(&id, enabled).await
+                {
+                    tracing::warn!(%error, connector = id, "cannot switch from the tray");
+                }
+            });
+        }
+        TrayAction::SyncNow => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                if let Some(daemon) = state.daemon.read().await.as_ref() {
+                    daemon.engine().recheck_all("asked from the tray").await;
+                }
+            });
+        }
+        TrayAction::Open => open_window(app),
+        TrayAction::OpenLogs => logs.open(),
+        TrayAction::Quit => app.exit(0),
+    }
+}
+
+/// Shows the window, creating it if it was closed (closing destroys it, so an idle tray app
+/// holds no browser engine).
+pub fn open_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(window) = app.get_webview_window(WINDOW) {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+        return;
+    }
+    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
+        .title("Switchboard")
+        .inner_size(1000.0, 700.0)
+        .min_inner_size(640.0, 420.0)
+        .build();
+    if let Err(error) = built {
+        tracing::error!(%error, "cannot open the window");
+    }
+}
+
+/// Quit: stop the engine (sessions closed, stdio servers stopped) and write pending edits.
+fn shut_down<R: Runtime>(app: &AppHandle<R>) {
+    let state = app.state::<AppState>();
+    tauri::async_runtime::block_on(async {
+        let daemon = state.daemon.write().await.take();
+        if let Some(daemon) = daemon
+            && let Err(error) = daemon.shutdown().await
+        {
+            tracing::error!(%error, "shutting down");
+        }
+    });
+}

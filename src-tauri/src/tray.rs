@@ -1,0 +1,365 @@
+//! The tray icon: its state, tooltip and menu, computed by plain functions over the engine's
+//! connectors (unit-tested: the menu cannot be clicked through WebDriver), and the glue that
+//! puts them on the icon and turns menu clicks into [`TrayAction`]s.
+
+use serde::Serialize;
+use switchboard::engine::ConnectorStatus;
+use switchboard::health::Health;
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::{AppHandle, Runtime};
+
+/// The whole fleet at a glance: the tray icon's four states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overall {
+    /// Every enabled connector is healthy.
+    Healthy,
+    /// Some are degraded, down or unauthorized, but not all.
+    Degraded,
+    /// None of the enabled connectors works.
+    Down,
+    /// Nothing enabled, or everything still connecting.
+    Idle,
+}
+
+pub fn overall(connectors: &[ConnectorStatus]) -> Overall {
+    let settled: Vec<Health> = connectors
+        .iter()
+        .map(|c| c.state)
+        .filter(|s| !matches!(s, Health::Disabled | Health::Connecting))
+        .collect();
+    let working = |s: &Health| matches!(s, Health::Healthy | Health::Degraded);
+    if settled.is_empty() {
+        Overall::Idle
+    } else if settled.iter().all(|s| *s == Health::Healthy) {
+        Overall::Healthy
+    } else if !settled.iter().any(working) {
+        Overall::Down
+    } else {
+        Overall::Degraded
+    }
+}
+
+/// One line: "7/8 healthy · wiki unauthorized · crm down", naming at most two problems.
+pub fn summary(connectors: &[ConnectorStatus]) -> String {
+    let enabled: Vec<&ConnectorStatus> = connectors
+        .iter()
+        .filter(|c| c.state != Health::Disabled)
+        .collect();
+    if enabled.is_empty() {
+        return "no connectors enabled".into();
+    }
+    let healthy = enabled
+        .iter()
+        .filter(|c| c.state == Health::Healthy)
+        .count();
+    let mut line = format!("{healthy}/{} healthy", enabled.len());
+    let problems: Vec<&&ConnectorStatus> = enabled
+        .iter()
+        .filter(|c| !matches!(c.state, Health::Healthy | Health::Connecting))
+        .collect();
+    for problem in problems.iter().take(2) {
+        line.push_str(&format!(" · {} {}", problem.id, problem.state.as_str()));
+    }
+    if problems.len() > 2 {
+        line.push_str(&format!(" · +{} more", problems.len() - 2));
+    }
+    line
+}
+
+/// What a click in the tray menu asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrayAction {
+    /// Switch this connector on (`true`) or off.
+    SetEnabled(String, bool),
+    SyncNow,
+    Open,
+    OpenLogs,
+    Quit,
+}
+
+const TOGGLE_ON: &str = "enable:";
+const TOGGLE_OFF: &str = "disable:";
+
+impl TrayAction {
+    /// The menu item id that stands for this action.
+    fn menu_id(&self) -> String {
+        match self {
+            Self::SetEnabled(id, true) => format!("{TOGGLE_ON}{id}"),
+            Self::SetEnabled(id, false) => format!("{TOGGLE_OFF}{id}"),
+            Self::SyncNow => "sync".into(),
+            Self::Open => "open".into(),
+            Self::OpenLogs => "logs".into(),
+            Self::Quit => "quit".into(),
+        }
+    }
+
+    pub fn from_menu_id(id: &str) -> Option<Self> {
+        if let Some(connector) = id.strip_prefix(TOGGLE_ON) {
+            return Some(Self::SetEnabled(connector.into(), true));
+        }
+        if let Some(connector) = id.strip_prefix(TOGGLE_OFF) {
+            return Some(Self::SetEnabled(connector.into(), false));
+        }
+        match id {
+            "sync" => Some(Self::SyncNow),
+            "open" => Some(Self::Open),
+            "logs" => Some(Self::OpenLogs),
+            "quit" => Some(Self::Quit),
+            _ => None,
+        }
+    }
+}
+
+/// The menu's content; rebuilt on the icon only when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuModel {
+    pub status: String,
+    pub connectors: Vec<ConnectorItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorItem {
+    pub label: String,
+    pub checked: bool,
+    /// What clicking it does: the opposite of `checked`.
+    pub action: TrayAction,
+}
+
+pub fn menu_model(connectors: &[ConnectorStatus]) -> MenuModel {
+    MenuModel {
+        status: summary(connectors),
+        connectors: connectors
+            .iter()
+            .map(|c| {
+                let enabled = c.state != Health::Disabled;
+                let label = if enabled {
+                    format!("{} — {}", c.id, c.state.as_str())
+                } else {
+                    c.id.clone()
+                };
+                ConnectorItem {
+                    label,
+                    checked: enabled,
+                    action: TrayAction::SetEnabled(c.id.clone(), !enabled),
+                }
+            })
+            .collect(),
+    }
+}
+
+pub const TRAY_ID: &str = "switchboard";
+
+fn icon(overall: Overall) -> Image<'static> {
+    let bytes: &'static [u8] = match overall {
+        Overall::Healthy => include_bytes!("../../icons/tray-healthy.png"),
+        Overall::Degraded => include_bytes!("../../icons/tray-degraded.png"),
+        Overall::Down => include_bytes!("../../icons/tray-down.png"),
+        Overall::Idle => include_bytes!("../../icons/tray-idle.png"),
+    };
+    // Built into the binary and decoded by a unit test: a failure here is a build bug.
+    Image::from_bytes(bytes).expect("bundled tray icon")
+}
+
+fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &MenuModel) -> tauri::Result<Menu<R>> {
+    let menu = Menu::new(app)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "status",
+        &model.status,
+        false,
+        None::<&str>,
+    )?)?;
+    menu.append(&PredefinedMenuItem::separator(app)?)?;
+    for item in &model.connectors {
+        let id = item.action.menu_id();
+        menu.append(&CheckMenuItem::with_id(
+            app,
+            id,
+            &item.label,
+            true,
+            item.checked,
+            None::<&str>,
+        )?)?;
+    }
+    if !model.connectors.is_empty() {
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+    }
+    for (action, label) in [
+        (TrayAction::SyncNow, "Sync now"),
+        (TrayAction::Open, "Open Switchboard"),
+        (TrayAction::OpenLogs, "Open logs"),
+        (TrayAction::Quit, "Quit"),
+    ] {
+        menu.append(&MenuItem::with_id(
+            app,
+            action.menu_id(),
+            label,
+            true,
+            None::<&str>,
+        )?)?;
+    }
+    Ok(menu)
+}
+
+/// Puts the icon in the tray; `on_action` gets every menu click.
+pub fn create<R: Runtime>(
+    app: &AppHandle<R>,
+    on_action: impl Fn(&AppHandle<R>, TrayAction) + Send + Sync + 'static,
+) -> tauri::Result<TrayIcon<R>> {
+    let model = menu_model(&[]);
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(Overall::Idle))
+        .tooltip(format!("Switchboard — {}", model.status))
+        .menu(&build_menu(app, &model)?)
+        .show_menu_on_left_click(true)
+        .on_menu_event(move |app, event| {
+            if let Some(action) = TrayAction::from_menu_id(event.id().as_ref()) {
+                on_action(app, action);
+            }
+        })
+        .build(app)
+}
+
+/// Brings the icon up to date with `connectors`, touching only what changed since `shown`.
+pub fn update<R: Runtime>(
+    app: &AppHandle<R>,
+    tray: &TrayIcon<R>,
+    connectors: &[ConnectorStatus],
+    shown: &mut Option<(Overall, MenuModel)>,
+) -> tauri::Result<()> {
+    let now = (overall(connectors), menu_model(connectors));
+    let (icon_changed, menu_changed) = match shown {
+        Some((overall, model)) => (*overall != now.0, *model != now.1),
+        None => (true, true),
+    };
+    if icon_changed {
+        tray.set_icon(Some(icon(now.0)))?;
+    }
+    if menu_changed {
+        tray.set_tooltip(Some(format!("Switchboard — {}", now.1.status)))?;
+        tray.set_menu(Some(build_menu(app, &now.1)?))?;
+    }
+    *shown = Some(now);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard::connector::Source;
+
+    use super::*;
+
+    fn connector(id: &str, state: Health) -> ConnectorStatus {
+        ConnectorStatus {
+            id: id.into(),
+            source: Source::Registry,
+            transport: "http",
+            state,
+            reason: None,
+            tools: 3,
+            latency_ms: None,
+            protocol_version: None,
+            attempt: 0,
+            retry_in_ms: None,
+            calls: None,
+        }
+    }
+
+    #[test]
+    fn the_icon_state_follows_the_fleet() {
+        use Health::*;
+        let fleet = |states: &[Health]| {
+            let connectors: Vec<_> = states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| connector(&format!("c{i}"), *s))
+                .collect();
+            overall(&connectors)
+        };
+        assert_eq!(fleet(&[]), Overall::Idle, "nothing configured");
+        assert_eq!(
+            fleet(&[Disabled, Connecting]),
+            Overall::Idle,
+            "nothing settled"
+        );
+        assert_eq!(fleet(&[Healthy, Healthy, Disabled]), Overall::Healthy);
+        assert_eq!(fleet(&[Healthy, Down]), Overall::Degraded, "partly down");
+        assert_eq!(fleet(&[Healthy, Degraded]), Overall::Degraded);
+        assert_eq!(fleet(&[Down, Unauthorized, Disabled]), Overall::Down);
+    }
+
+    #[test]
+    fn the_summary_names_the_first_problems() {
+        let connectors = [
+            connector("docs", Health::Healthy),
+            connector("wiki", Health::Unauthorized),
+            connector("crm", Health::Down),
+            connector("git", Health::Degraded),
+            connector("off", Health::Disabled),
+        ];
+        assert_eq!(
+            summary(&connectors),
+            "1/4 healthy · wiki unauthorized · crm down · +1 more"
+        );
+        assert_eq!(summary(&connectors[..1]), "1/1 healthy");
+        assert_eq!(summary(&connectors[4..]), "no connectors enabled");
+    }
+
+    #[test]
+    fn each_connector_is_a_checkbox_that_toggles_it() {
+        let model = menu_model(&[
+            connector("docs", Health::Healthy),
+            connector("off", Health::Disabled),
+        ]);
+        assert_eq!(model.status, "1/1 healthy");
+        assert_eq!(
+            model.connectors,
+            vec![
+                ConnectorItem {
+                    label: "docs — healthy".into(),
+                    checked: true,
+                    action: TrayAction::SetEnabled("docs".into(), false),
+                },
+                ConnectorItem {
+                    label: "off".into(),
+                    checked: false,
+                    action: TrayAction::SetEnabled("off".into(), true),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn menu_ids_round_trip_to_actions() {
+        for action in [
+            TrayAction::SetEnabled("a:b".into(), true),
+            TrayAction::SetEnabled("docs".into(), false),
+            TrayAction::SyncNow,
+            TrayAction::Open,
+            TrayAction::OpenLogs,
+            TrayAction::Quit,
+        ] {
+            assert_eq!(TrayAction::from_menu_id(&action.menu_id()), Some(action));
+        }
+        assert_eq!(
+            TrayAction::from_menu_id("status"),
+            None,
+            "the status line does nothing"
+        );
+    }
+
+    #[test]
+    fn every_bundled_icon_decodes() {
+        for state in [
+            Overall::Healthy,
+            Overall::Degraded,
+            Overall::Down,
+            Overall::Idle,
+        ] {
+            assert_eq!(icon(state).width(), 64, "{state:?}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! What the window is sent: engine state in the shapes the UI reads (serializable, secret-free).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use switchboard::desired::ManifestView;
+use switchboard::engine::{ConnectorStatus, EngineSnapshot};
+use switchboard::import::{ImportPlan, PlanAction};
+use switchboard::registry::RegistrySnapshot;
+
+use crate::tray::{self, Overall};
+
+/// Everything the Connectors view shows; sent whole on every change (it is small).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overview {
+    pub connectors: Vec<ConnectorStatus>,
+    pub overall: Overall,
+    /// The tray's one-line summary ("7/8 healthy · wiki unauthorized").
+    pub summary: String,
+    pub manifest: Option<ManifestInfo>,
+    /// Set while `servers.json` does not parse: edits are kept, the file is not rewritten.
+    pub registry_error: Option<String>,
+    pub first_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManifestInfo {
+    pub connectors: usize,
+    pub stale: Option<String>,
+}
+
+pub fn overview(
+    engine: &EngineSnapshot,
+    registry: &RegistrySnapshot,
+    manifest: Option<&ManifestView>,
+) -> Overview {
+    Overview {
+        overall: tray::overall(&engine.connectors),
+        summary: tray::summary(&engine.connectors),
+        connectors: engine.connectors.clone(),
+        manifest: manifest.map(|m| ManifestInfo {
+            connectors: m.connectors,
+            stale: m.stale.clone(),
+        }),
+        registry_error: registry.file_error.as_ref().map(ToString::to_string),
+        first_run: registry.servers.is_empty() && engine.connectors.is_empty(),
+    }
+}
+
+/// The overview as of now.
+pub fn overview_of(daemon: &switchboard::daemon::Daemon) -> Overview {
+    overview(
+        &daemon.engine().snapshot(),
+        &daemon.registry().snapshot(),
+        daemon.manifest().borrow().as_ref(),
+    )
+}
+
+/// A tool of a live connector, for the "Call a tool" form.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolView {
+    /// `connector.tool`
+    pub name: String,
+    pub description: Option<String>,
+}
+
+pub fn tools(engine: &EngineSnapshot) -> Vec<ToolView> {
+    engine
+        .catalog
+        .iter()
+        .map(|(name, entry)| ToolView {
+            name: name.to_string(),
+            description: entry.tool.description.as_ref().map(ToString::to_string),
+        })
+        .collect()
+}
+
+/// One registry server for the Registry view: its entry in the `mcpServers` shape, with header
+/// and environment values redacted.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryEntry {
+    pub name: String,
+    pub transport: &'static str,
+    pub enabled: bool,
+    pub entry: Value,
+}
+
+pub fn registry_entries(registry: &RegistrySnapshot) -> Vec<RegistryEntry> {
+    registry
+        .servers
+        .iter()
+        .map(|(name, entry)| RegistryEntry {
+            name: name.to_string(),
+            transport: entry.launch.transport(),
+            enabled: entry.enabled,
+            entry: serde_json::to_value(entry.redacted()).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// One line of an import preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportItem {
+    pub name: String,
+    pub origin: String,
+    /// `add`, `unchanged`, `conflict` or `invalid`.
+    pub action: &'static str,
+    /// What will be added (redacted), or why it will not be.
+    pub detail: Value,
+    pub secrets: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+pub fn import_items(plan: &ImportPlan) -> Vec<ImportItem> {
+    plan.items
+        .iter()
+        .map(|item| {
+            let (action, detail) = match &item.action {
+                PlanAction::Add(entry) => (
+                    "add",
+                    serde_json::to_value(entry.redacted()).unwrap_or_default(),
+                ),
+                PlanAction::Unchanged => ("unchanged", Value::Null),
+                PlanAction::Conflict(why) => ("conflict", Value::String(why.clone())),
+                PlanAction::Invalid(why) => ("invalid", Value::String(why.clone())),
+            };
+            ImportItem {
+                name: item.name.clone(),
+                origin: item.origin.display().to_string(),
+                action,
+                detail,
+                secrets: item.secrets.clone(),
+                notes: item.notes.clone(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,287 @@
+//! End-to-end: the real app binary in a real WebKit window, driven through tauri-driver under a
+//! private Xvfb display, against fixture MCP servers on loopback. One app at a time (each is a
+//! browser engine: on two cores, several at once would only race each other).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_fixture::{Knobs, fleet};
+
+use support::{App, Launch, TempDir, cli, wait_until};
+
+static ONE_APP_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn knobs() -> Knobs {
+    Knobs {
+        tools: 4,
+        ..Knobs::default()
+    }
+}
+
+/// A config dir whose registry lists `urls` as fx1, fx2, …
+fn registry_with(home: &TempDir, urls: &[String]) {
+    let config = home.0.join("config");
+    for (i, url) in urls.iter().enumerate() {
+        let out = cli(
+            &config,
+            &["registry", "add", &format!("fx{}", i + 1), "--url", url],
+        );
+        assert!(
+            out.status.success(),
+            "registry add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `servers.json` as JSON, once it exists and parses.
+fn servers_file(app: &App) -> Option<Value> {
+    let text = std::fs::read_to_string(app.config_dir.join("servers.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Calls a command from inside the page, as the UI does.
+async fn invoke(app: &App, command: &str, args: Value) -> Value {
+    let script = "const [command, args, done] = arguments; \
+        window.__TAURI__.core.invoke(command, args).then(done, (e) => done({ failed: e }));";
+    app.client
+        .execute_async(script, vec![command.into(), args])
+        .await
+        .unwrap_or_else(|e| panic!("invoke {command}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connectors_view_follows_the_fleet_and_a_toggle_evicts_the_tools() {
+    let _one = ONE_APP_AT_A_TIME.lock().await;
+    let fixtures = fleet(3, &knobs()).await.expect("fixture fleet");
+    let home = TempDir::new("connectors");
+    registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
+    let app = App::start(home, Launch::default()).await;
+
+    app.wait_text("#summary", "all three connect", |t| t == "3/3 healthy")
+        .await;
+    for id in ["fx1", "fx2", "fx3"] {
+        let tools = app
+            .text(&format!("tr[data-id='{id}'].healthy td.tools"))
+            .await;
+        assert_eq!(tools, "4", "{id} lists the fixture's 4 tools");
+    }
+    app.screenshot("connectors").await;
+
+    app.click("tr[data-id='fx2'] input.toggle").await;
+    app.wait_text("#summary", "fx2 leaves the count", |t| t == "2/2 healthy")
+        .await;
+    app.wait_text("tr[data-id='fx2'] td.tools", "fx2's tools are gone", |t| {
+        t == "0"
+    })
+    .await;
+    wait_until("servers.json says fx2 is off", || {
+        servers_file(&app).is_some_and(|f| f["mcpServers"]["fx2"]["enabled"] == false)
+    })
+    .await;
+    let tools = invoke(&app, "tools", Value::Null).await;
+    let names: Vec<&str> = tools
+        .as_array()
+        .expect("a tool list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 8, "fx1 and fx3 keep their tools: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("fx2.")),
+        "fx2's tools are evicted: {names:?}"
+    );
+
+    app.click("tr[data-id='fx2'] input.toggle").await;
+    app.wait_text("#summary", "fx2 is back", |t| t == "3/3 healthy")
+        .await;
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_added_in_the_registry_view_connects_and_a_bad_one_is_refused_inline() {
+    let _one = ONE_APP_AT_A_TIME.lock().await;
+    let fixtures = fleet(2, &knobs()).await.expect("fixture fleet");
+    let home = TempDir::new("registry");
+    registry_with(&home, &[fixtures[0].url()]);
+    let app = App::start(home, Launch::default()).await;
+    app.wait_text("#summary", "fx1 connects", |t| t == "1/1 healthy")
+        .await;
+
+    app.click("#tab-registry").await;
+    app.click("#server-new").await;
+    app.fill("#server-form input[name=name]", "added").await;
+    app.click("#server-form input[name=kind][value=http]").await;
+    app.fill("#server-form input[name=url]", &fixtures[1].url())
+        .await;
+    app.click("#server-save").await;
+    app.wait_text("#servers", "the new server is listed", |t| {
+        t.contains("added")
+    })
+    .await;
+    app.click("#tab-connectors").await;
+    app.wait_text("#summary", "the added server connects", |t| {
+        t == "2/2 healthy"
+    })
+    .await;
+    app.element("tr[data-id='added'].healthy").await;
+
+    app.click("#tab-registry").await;
+    app.click("#server-new").await;
+    app.fill("#server-form input[name=name]", "broken").await;
+    app.click("#server-form input[name=kind][value=http]").await;
+    app.fill("#server-form input[name=url]", "ftp://files.example/mcp")
+        .await;
+    app.click("#server-save").await;
+    let error = app
+        .wait_text(
+            ".field-error[data-for=entry]",
+            "the engine's reason shows",
+            |t| !t.is_empty(),
+        )
+        .await;
+    assert!(
+        error.contains("ftp"),
+        "the message names the bad scheme: {error}"
+    );
+    assert!(
+        servers_file(&app).is_none_or(|f| f["mcpServers"].get("broken").is_none()),
+        "nothing was saved"
+    );
+    app.screenshot("registry").await;
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latency_view_draws_the_calls_made() {
+    let _one = ONE_APP_AT_A_TIME.lock().await;
+    let fixtures = fleet(
+        1,
+        &Knobs {
+            latency: Duration::from_millis(5),
+            ..knobs()
+        },
+    )
+    .await
+    .expect("fixture fleet");
+    let home = TempDir::new("latency");
+    registry_with(&home, &[fixtures[0].url()]);
+    let app = App::start(home, Launch::default()).await;
+    app.wait_text("#summary", "fx1 connects", |t| t == "1/1 healthy")
+        .await;
+
+    app.click("#tab-latency").await;
+    app.wait_text("#call-tool", "the tool list fills", |t| {
+        t.contains("fx1.tool_000")
+    })
+    .await;
+    for _ in 0..5 {
+        app.click("#call-run").await;
+        app.wait_text("#call-result", "the call answers", |t| {
+            t.contains("content")
+        })
+        .await;
+        app.fill("#call-args", "{}").await; // also clears the result's wait for the next call
+        app.client
+            .execute(
+                "document.getElementById('call-result').textContent = ''",
+                vec![],
+            )
+            .await
+            .expect("clear the result");
+    }
+    let figure = app
+        .element("#charts figure[data-id='fx1'][data-calls='5']")
+        .await;
+    let src = figure
+        .find(fantoccini::Locator::Css("img"))
+        .await
+        .expect("the chart image")
+        .attr("src")
+        .await
+        .expect("src")
+        .unwrap_or_default();
+    assert!(
+        src.starts_with("data:image/svg+xml"),
+        "an SVG chart: {src:.60}"
+    );
+    let svg = urlencoding_decode(&src);
+    assert!(
+        svg.contains("5 calls") && svg.contains("p95"),
+        "the chart has the data: {svg:.400}"
+    );
+    app.screenshot("latency").await;
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_manifest_shows_the_stale_banner_with_its_reason() {
+    let _one = ONE_APP_AT_A_TIME.lock().await;
+    let fixtures = fleet(1, &knobs()).await.expect("fixture fleet");
+    let home = TempDir::new("manifest");
+    let manifest = home.0.join("service-map.json");
+    let good = switchboard_fixture::service_map::service_map(&[("mapped", fixtures[0].url())], 60);
+    std::fs::write(&manifest, good.to_string()).expect("manifest");
+    // A first sync keeps the good manifest in the config dir's cache; then the source breaks.
+    let config = home.0.join("config");
+    let out = cli(
+        &config,
+        &[
+            "sync",
+            "--once",
+            "--manifest",
+            manifest.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "first sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&manifest, "{ this is not json").expect("break the manifest");
+
+    let app = App::start(
+        home,
+        Launch {
+            manifest: Some(manifest.display().to_string()),
+        },
+    )
+    .await;
+    let banner = app
+        .wait_text("#stale-banner", "the stale banner shows", |t| !t.is_empty())
+        .await;
+    assert!(banner.contains("stale"), "{banner}");
+    assert!(
+        banner.contains("line 1"),
+        "the reason says where the manifest is broken: {banner}"
+    );
+    app.wait_text("#summary", "the last good manifest's connector runs", |t| {
+        t == "1/1 healthy"
+    })
+    .await;
+    app.screenshot("stale-manifest").await;
+    app.close().await;
+}
+
+/// Percent-decoding for the chart's data: URL (test-only, so no crate for it).
+fn urlencoding_decode(src: &str) -> String {
+    let data = src.split_once(',').map_or(src, |(_, d)| d);
+    let bytes = data.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&data[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,266 @@
+//! The real app under WebDriver: a private X display (Xvfb), `tauri-driver` in front of
+//! WebKitWebDriver, the app binary with its own config dir, and helpers that wait on conditions.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The longest any condition is waited for.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// `tauri-driver`: $SWITCHBOARD_TAURI_DRIVER, where scripts/install-deps.sh --test puts it, or
+/// on the PATH.
+fn tauri_driver() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHBOARD_TAURI_DRIVER") {
+        return path.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        });
+    let installed = cache.join("switchboard/tauri-driver/bin/tauri-driver");
+    if installed.exists() {
+        return installed;
+    }
+    PathBuf::from("tauri-driver")
+}
+
+/// A private X server, so tests run with or without a desktop and never touch the user's.
+fn xvfb() -> (Killed, String) {
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x900x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb runs (install it with ./scripts/install-deps.sh --test)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("Xvfb reports its display");
+    let display = format!(":{}", line.trim());
+    (Killed(child), display)
+}
+
+/// What the app is started with.
+#[derive(Default)]
+pub struct Launch {
+    pub manifest: Option<String>,
+}
+
+/// One running app, driven through WebDriver. Dropping it ends the session (the driver kills
+/// the app), the driver and the X server.
+pub struct App {
+    pub client: Client,
+    pub config_dir: PathBuf,
+    _home: TempDir,
+    _driver: Killed,
+    _display: Killed,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("sb-e2e-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl App {
+    /// Starts the app with `config_dir` as its registry's home (prepared by the test).
+    pub async fn start(home: TempDir, launch: Launch) -> App {
+        let config_dir = home.0.join("config");
+        let (display_process, display) = xvfb();
+        let port = free_port();
+        let mut driver = Command::new(tauri_driver());
+        driver
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &free_port().to_string(),
+            ])
+            .env("DISPLAY", &display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .env("SWITCHBOARD_CONFIG_DIR", &config_dir)
+            .env("SWITCHBOARD_LOG_DIR", home.0.join("logs"))
+            // Window state, WebKit's caches: the test's own, not the user's.
+            .env("XDG_CONFIG_HOME", home.0.join("xdg-config"))
+            .env("XDG_DATA_HOME", home.0.join("xdg-data"))
+            .env("XDG_CACHE_HOME", home.0.join("xdg-cache"))
+            .env("RUST_LOG", "warn,switchboard=info,switchboard_app=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(home.0.join("app.log")).expect("log file"),
+            ));
+        match &launch.manifest {
+            Some(manifest) => driver.env("SWITCHBOARD_MANIFEST", manifest),
+            None => driver.env_remove("SWITCHBOARD_MANIFEST"),
+        };
+        let driver = Killed(driver.spawn().unwrap_or_else(|e| {
+            panic!(
+                "tauri-driver runs ({e}); install it with ./scripts/install-deps.sh --test or set SWITCHBOARD_TAURI_DRIVER"
+            )
+        }));
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "tauri-driver should listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": env!("CARGO_BIN_EXE_switchboard-app"), "args": [] }),
+        );
+        let client = tokio::time::timeout(
+            DEADLINE,
+            ClientBuilder::rustls()
+                .expect("rustls")
+                .capabilities(capabilities)
+                .connect(&format!("http://127.0.0.1:{port}")),
+        )
+        .await
+        .expect("a WebDriver session within the deadline")
+        .expect("a WebDriver session");
+        App {
+            client,
+            config_dir,
+            _home: home,
+            _driver: driver,
+            _display: display_process,
+        }
+    }
+
+    /// The text of the first element matching `css`, once there is one.
+    pub async fn text(&self, css: &str) -> String {
+        self.element(css).await.text().await.expect("element text")
+    }
+
+    pub async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(DEADLINE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("an element {css} should appear: {e}"))
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.element(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Replaces the value of the input or textarea matching `css`.
+    pub async fn fill(&self, css: &str, value: &str) {
+        let field = self.element(css).await;
+        field.clear().await.expect("clear");
+        field.send_keys(value).await.expect("type");
+    }
+
+    /// Waits until `check` (given the page's text for `css`) holds.
+    pub async fn wait_text(&self, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if check(&text) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{what}: {css} still reads {text:?} after {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a screenshot of the window as docs/screenshots/NAME.png (the README shows them).
+    pub async fn screenshot(&self, name: &str) {
+        // The picture lags the DOM: wait until the page has painted two frames since.
+        self.client
+            .execute_async(
+                "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
+                vec![],
+            )
+            .await
+            .expect("the page paints");
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// Waits until `check` holds, polling every 100 ms, or panics naming `what`.
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < DEADLINE, "{what} within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the CLI against `config_dir`.
+pub fn cli(config_dir: &Path, args: &[&str]) -> std::process::Output {
+    let cli = Path::new(env!("CARGO_BIN_EXE_switchboard-app")).with_file_name("switchboard");
+    Command::new(cli)
+        .arg("--config-dir")
+        .arg(config_dir)
+        .args(args)
+        .output()
+        .expect("the switchboard CLI runs (cargo test --workspace builds it)")
+}

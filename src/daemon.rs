@@ -1,0 +1,304 @@
+//! Everything Switchboard runs in the background, as one whole: the registry, the manifest feed,
+//! the engine and their shared metrics. The tray app and `switchboard sync` both run one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::{ConnectorSpec, Source};
+use crate::desired::{self, ManifestView};
+use crate::engine::{Engine, EngineOptions};
+use crate::import::{self, ImportError, ImportPlan, ImportSource, Places};
+use crate::latency_chart::{self, Theme};
+use crate::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource};
+use crate::metrics::Metrics;
+use crate::registry::Edit;
+use crate::registry::model::{ServerEntry, ServerName};
+use crate::registry::{FlushObserver, Registry, RegistryError, RegistryOptions};
+use crate::session::{HttpClientError, http_client};
+use crate::sync::CallError;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Where `servers.json` lives.
+    pub config_dir: PathBuf,
+    /// The connector manifest: an https URL, an http URL on this machine, or a file.
+    pub manifest: Option<String>,
+}
+
+/// Why the daemon could not start, or an edit through it failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("manifest {location}: {reason}")]
+    Manifest { location: String, reason: String },
+    #[error("{0}")]
+    Http(String),
+    #[error("no connector named {0:?}")]
+    UnknownConnector(String),
+    /// A server as entered cannot be saved; `field` is what to fix (`name` or `entry`).
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Import(Arc<ImportError>),
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+impl DaemonError {
+    /// A stable code for the UI, which never parses messages.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Registry(e) => e.code(),
+            Self::Manifest { .. } => "manifest",
+            Self::Http(_) => "http",
+            Self::UnknownConnector(_) => "unknown_connector",
+            Self::Invalid { .. } => "invalid",
+            Self::Import(e) if matches!(**e, ImportError::NothingFound) => "nothing_to_import",
+            Self::Import(_) => "import",
+            Self::Call(_) => "call",
+        }
+    }
+}
+
+impl From<ImportError> for DaemonError {
+    fn from(error: ImportError) -> Self {
+        Self::Import(Arc::new(error))
+    }
+}
+
+impl From<HttpClientError> for DaemonError {
+    fn from(error: HttpClientError) -> Self {
+        Self::Http(error.to_string())
+    }
+}
+
+/// The running whole. Dropping it without [`Daemon::shutdown`] stops the tasks but may lose the
+/// last debounced registry rewrite (never an acknowledged edit: those are in the journal).
+pub struct Daemon {
+    registry: Registry,
+    engine: Engine,
+    specs: watch::Receiver<Vec<ConnectorSpec>>,
+    manifest: watch::Receiver<Option<ManifestView>>,
+    stop: CancellationToken,
+    /// Stops the feed if the daemon is dropped without a shutdown.
+    _stop_on_drop: tokio_util::sync::DropGuard,
+    feed: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Opens the registry, starts the manifest feed and the engine; connecting goes on in the
+    /// background.
+    pub async fn start(options: DaemonOptions) -> Result<Self, DaemonError> {
+        let http = http_client()?;
+        // One set of metrics for the engine, the manifest feed and the registry.
+        let metrics = Metrics::new();
+        let flushes = metrics.clone();
+        let registry = Registry::open(RegistryOptions {
+            on_flush: Some(FlushObserver(Arc::new(move |took| {
+                flushes.record_registry_flush(took)
+            }))),
+            ..RegistryOptions::in_dir(&options.config_dir)
+        })
+        .await?;
+        let loader = options
+            .manifest
+            .as_deref()
+            .map(|source| manifest_loader(&options.config_dir, source, &http))
+            .transpose()?;
+        let stop = CancellationToken::new();
+        let (specs, manifest, feed) = desired::spawn(
+            registry.clone(),
+            loader,
+            desired::refresh_interval_from_env(),
+            metrics.clone(),
+            stop.clone(),
+        );
+        let engine =
+            Engine::start_with_metrics(specs.clone(), http, EngineOptions::from_env(), metrics);
+        Ok(Self {
+            registry,
+            engine,
+            specs,
+            manifest,
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+            feed,
+        })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The manifest in use, and why it is stale if it is; `None` until the first refresh, and
+    /// always without a manifest.
+    pub fn manifest(&self) -> watch::Receiver<Option<ManifestView>> {
+        self.manifest.clone()
+    }
+
+    /// Switches a connector on or off, durably: a registry server's own flag, or for a manifest
+    /// connector the registry's manual override.
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), DaemonError> {
+        let source = self
+            .specs
+            .borrow()
+            .iter()
+            .find(|spec| spec.id == id)
+            .map(|spec| spec.source);
+        match source {
+            Some(Source::Manifest) => {
+                self.registry.set_override(id, Some(enabled)).await?;
+            }
+            Some(Source::Registry) => {
+                let name = ServerName::new(id)
+                    .map_err(|_| DaemonError::UnknownConnector(id.to_string()))?;
+                self.registry.set_enabled(name, enabled).await?;
+            }
+            None => return Err(DaemonError::UnknownConnector(id.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Adds a server, or with `original` replaces that one (renaming it when `name` differs),
+    /// from an entry in the `mcpServers` shape. Values still showing the redaction marker keep
+    /// what `original` had.
+    pub async fn save_server(
+        &self,
+        original: Option<&str>,
+        name: &str,
+        entry: serde_json::Value,
+    ) -> Result<(), DaemonError> {
+        let invalid = |field, message: String| DaemonError::Invalid { field, message };
+        let new_name = ServerName::new(name).map_err(|why| invalid("name", why))?;
+        let mut entry: ServerEntry =
+            serde_json::from_value(entry).map_err(|e| invalid("entry", e.to_string()))?;
+        let edits = match original {
+            None => vec![Edit::Add {
+                name: new_name,
+                entry,
+            }],
+            Some(original) => {
+                let old_name = ServerName::new(original)
+                    .map_err(|_| DaemonError::UnknownConnector(original.to_string()))?;
+                let snapshot = self.registry.snapshot();
+                let previous = snapshot
+                    .servers
+                    .get(&old_name)
+                    .ok_or_else(|| DaemonError::UnknownConnector(original.to_string()))?;
+                entry = entry.unredacted(previous);
+                if old_name == new_name {
+                    vec![Edit::Upsert {
+                        name: new_name,
+                        entry,
+                    }]
+                } else {
+                    vec![
+                        Edit::Remove { name: old_name },
+                        Edit::Add {
+                            name: new_name,
+                            entry,
+                        },
+                    ]
+                }
+            }
+        };
+        self.registry.apply(edits).await?;
+        Ok(())
+    }
+
+    pub async fn remove_server(&self, name: &str) -> Result<(), DaemonError> {
+        let name =
+            ServerName::new(name).map_err(|_| DaemonError::UnknownConnector(name.to_string()))?;
+        self.registry.remove(name).await?;
+        Ok(())
+    }
+
+    /// What importing from `source` (every client config found, without one) would do.
+    pub fn import_preview(&self, source: Option<&ImportSource>) -> Result<ImportPlan, DaemonError> {
+        let places = Places::detect().ok_or(ImportError::NoHome)?;
+        let found = import::find(source, &places)?;
+        Ok(import::plan(&self.registry.snapshot(), found))
+    }
+
+    /// Imports from `source`: adds what the preview lists as additions; returns how many.
+    pub async fn import_apply(&self, source: Option<&ImportSource>) -> Result<usize, DaemonError> {
+        let edits = self.import_preview(source)?.edits();
+        let added = edits.len();
+        if added > 0 {
+            self.registry.apply(edits).await?;
+        }
+        Ok(added)
+    }
+
+    /// Calls `connector.tool` through the engine (timed into the metrics like every call).
+    /// `arguments` must be a JSON object, or null for none.
+    pub async fn call_tool(
+        &self,
+        qualified: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, DaemonError> {
+        let arguments = match arguments {
+            serde_json::Value::Null => None,
+            serde_json::Value::Object(map) => Some(map),
+            other => {
+                return Err(DaemonError::Invalid {
+                    field: "arguments",
+                    message: format!("arguments must be a JSON object, not {other}"),
+                });
+            }
+        };
+        let result = self.engine.call(qualified, arguments).await?;
+        serde_json::to_value(result).map_err(|e| DaemonError::Http(e.to_string()))
+    }
+
+    /// The Latency view's chart of `connector`'s calls so far.
+    pub fn latency_svg(&self, connector: &str, dark: bool) -> String {
+        let theme = if dark { Theme::Dark } else { Theme::Light };
+        let histogram = self.engine.metrics().histogram(connector);
+        latency_chart::render(connector, histogram.as_ref(), theme)
+    }
+
+    /// Stops the feed and the engine (their sessions closed, stdio servers stopped) and writes
+    /// the registry's pending rewrite.
+    pub async fn shutdown(self) -> Result<(), DaemonError> {
+        self.stop.cancel();
+        let _ = self.feed.await;
+        self.engine.shutdown().await;
+        self.registry.close().await?;
+        Ok(())
+    }
+}
+
+/// A loader for `source` that keeps its last good manifest in the config dir, verifying
+/// signatures with `SWITCHBOARD_MANIFEST_KEY` when set.
+pub fn manifest_loader(
+    dir: &Path,
+    source: &str,
+    http: &reqwest::Client,
+) -> Result<ManifestLoader, DaemonError> {
+    let parsed = ManifestSource::parse(source).map_err(|reason| DaemonError::Manifest {
+        location: source.to_string(),
+        reason,
+    })?;
+    let options = LoaderOptions {
+        key: std::env::var("SWITCHBOARD_MANIFEST_KEY")
+            .ok()
+            .map(String::into_bytes),
+        cache_path: Some(dir.join("manifest-cache.json")),
+        ..LoaderOptions::default()
+    };
+    Ok(ManifestLoader::new(parsed, http.clone(), options))
+}

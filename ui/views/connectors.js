@@ -1,0 +1,71 @@
+// The Connectors view: one row per connector, updated in place from each overview.
+import { call } from '../app.js';
+
+const $ = (id) => document.getElementById(id);
+const ms = (value) => (value == null ? '—' : value < 1 ? `${Math.round(value * 1000)} µs` : `${value.toFixed(value < 10 ? 1 : 0)} ms`);
+
+export function init({ openImport }) {
+  $('first-run-import').addEventListener('click', openImport);
+}
+
+function cell(row, index, text, className) {
+  const td = row.cells[index];
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function rowFor(tbody, id) {
+  for (const row of tbody.rows) if (row.dataset.id === id) return row;
+  const row = tbody.insertRow();
+  row.dataset.id = id;
+  for (let i = 0; i < 10; i++) row.insertCell();
+  const toggle = document.createElement('input');
+  toggle.type = 'checkbox';
+  toggle.className = 'toggle';
+  toggle.setAttribute('aria-label', `enable ${id}`);
+  toggle.addEventListener('change', () => {
+    toggle.disabled = true;
+    call('set_enabled', { id, enabled: toggle.checked })
+      .catch(() => { toggle.checked = !toggle.checked; })
+      .finally(() => { toggle.disabled = false; });
+  });
+  row.cells[0].append(toggle);
+  return row;
+}
+
+export function render(overview) {
+  const tbody = $('connectors').tBodies[0];
+  const ids = new Set(overview.connectors.map((c) => c.id));
+  for (const row of [...tbody.rows]) if (!ids.has(row.dataset.id)) row.remove();
+  overview.connectors.forEach((c, index) => {
+    const row = rowFor(tbody, c.id);
+    if (tbody.rows[index] !== row) tbody.insertBefore(row, tbody.rows[index] ?? null);
+    row.className = c.state;
+    const toggle = row.cells[0].firstChild;
+    if (!toggle.disabled) toggle.checked = c.state !== 'disabled';
+    cell(row, 1, c.id, 'name').title = `from the ${c.source}`;
+    cell(row, 2, c.transport);
+    cell(row, 3, c.protocol_version ?? '—');
+    const state = row.cells[4];
+    state.replaceChildren();
+    const badge = document.createElement('span');
+    badge.className = 'state';
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    badge.append(dot, c.state);
+    state.append(badge);
+    if (c.state === 'down' && c.retry_in_ms != null) {
+      state.append(` · retry in ${Math.ceil(c.retry_in_ms / 1000)} s`);
+    }
+    cell(row, 5, ms(c.latency_ms), 'num');
+    const calls = c.calls;
+    cell(row, 6, calls ? `${ms(calls.p50_ms)} / ${ms(calls.p95_ms)} / ${ms(calls.p99_ms)}` : '—', 'num');
+    cell(row, 7, calls ? `${calls.calls}${calls.errors ? ` (${calls.errors} failed)` : ''}` : '0', 'num');
+    cell(row, 8, String(c.tools), 'num tools');
+    const healthyOrOff = c.state === 'healthy' || c.state === 'disabled' || c.state === 'connecting';
+    cell(row, 9, healthyOrOff ? '' : (c.reason ?? ''), 'error-cell');
+  });
+  $('connectors-empty').hidden = overview.connectors.length > 0;
+  $('first-run').hidden = !overview.first_run;
+}
