@@ -10,6 +10,7 @@ fn main() {
         "registry_entries",
         "save_server",
         "remove_server",
+        "set_manifest",
         "import_preview",
         "import_apply",
     ];

@@ -25,7 +25,8 @@ use crate::sync::CallError;
 pub struct DaemonOptions {
     /// Where `servers.json` lives.
     pub config_dir: PathBuf,
-    /// The connector manifest: an https URL, an http URL on this machine, or a file.
+    /// The connector manifest: an https URL, an http URL on this machine, or a file. The
+    /// registry's own setting, when the app has set one, wins over this.
     pub manifest: Option<String>,
 }
 
@@ -91,7 +92,101 @@ pub struct Daemon {
     stop: CancellationToken,
     /// Stops the feed if the daemon is dropped without a shutdown.
     _stop_on_drop: tokio_util::sync::DropGuard,
-    feed: tokio::task::JoinHandle<()>,
+    feeds: tokio::task::JoinHandle<()>,
+}
+
+/// One desired-set feed, for one manifest source.
+struct Feed {
+    source: Option<String>,
+    specs: watch::Receiver<Vec<ConnectorSpec>>,
+    views: watch::Receiver<Option<ManifestView>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What a feed needs besides its source.
+#[derive(Clone)]
+struct FeedContext {
+    registry: Registry,
+    config_dir: PathBuf,
+    http: reqwest::Client,
+    metrics: Arc<Metrics>,
+}
+
+impl FeedContext {
+    fn start(&self, source: Option<String>) -> Result<Feed, DaemonError> {
+        let loader = source
+            .as_deref()
+            .map(|source| manifest_loader(&self.config_dir, source, &self.http))
+            .transpose()?;
+        let stop = CancellationToken::new();
+        let (specs, views, task) = desired::spawn(
+            self.registry.clone(),
+            loader,
+            desired::refresh_interval_from_env(),
+            self.metrics.clone(),
+            stop.clone(),
+        );
+        Ok(Feed {
+            source,
+            specs,
+            views,
+            stop,
+            task,
+        })
+    }
+}
+
+impl Feed {
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Passes the current feed's desired set and manifest view on, and replaces the feed when the
+/// registry's manifest setting changes, so the engine follows one channel throughout.
+async fn follow_feeds(
+    mut feed: Feed,
+    context: FeedContext,
+    default_manifest: Option<String>,
+    specs_tx: watch::Sender<Vec<ConnectorSpec>>,
+    views_tx: watch::Sender<Option<ManifestView>>,
+    stop: CancellationToken,
+) {
+    let mut settings = context.registry.subscribe();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            changed = feed.specs.changed() => {
+                if changed.is_err() { break }
+                specs_tx.send_replace(feed.specs.borrow_and_update().clone());
+            }
+            changed = feed.views.changed() => {
+                if changed.is_err() { break }
+                views_tx.send_replace(feed.views.borrow_and_update().clone());
+            }
+            changed = settings.changed() => {
+                if changed.is_err() { break }
+                let wanted = settings.borrow_and_update().manifest.clone().or_else(|| default_manifest.clone());
+                if wanted == feed.source {
+                    continue;
+                }
+                match context.start(wanted.clone()) {
+                    Ok(next) => {
+                        tracing::info!(manifest = ?wanted, "following another manifest");
+                        std::mem::replace(&mut feed, next).stop().await;
+                        specs_tx.send_replace(feed.specs.borrow_and_update().clone());
+                        views_tx.send_replace(feed.views.borrow_and_update().clone());
+                    }
+                    // Only a hand-edited file gets here (the app validates first): keep the
+                    // current manifest, say why.
+                    Err(error) => tracing::warn!(%error, "manifest setting not followed"),
+                }
+            }
+        }
+    }
+    feed.stop().await;
 }
 
 impl Daemon {
@@ -109,19 +204,29 @@ impl Daemon {
             ..RegistryOptions::in_dir(&options.config_dir)
         })
         .await?;
-        let loader = options
+        let context = FeedContext {
+            registry: registry.clone(),
+            config_dir: options.config_dir.clone(),
+            http: http.clone(),
+            metrics: metrics.clone(),
+        };
+        let source = registry
+            .snapshot()
             .manifest
-            .as_deref()
-            .map(|source| manifest_loader(&options.config_dir, source, &http))
-            .transpose()?;
+            .clone()
+            .or(options.manifest.clone());
+        let mut feed = context.start(source)?;
+        let (specs_tx, specs) = watch::channel(feed.specs.borrow_and_update().clone());
+        let (views_tx, manifest) = watch::channel(feed.views.borrow_and_update().clone());
         let stop = CancellationToken::new();
-        let (specs, manifest, feed) = desired::spawn(
-            registry.clone(),
-            loader,
-            desired::refresh_interval_from_env(),
-            metrics.clone(),
+        let feeds = tokio::spawn(follow_feeds(
+            feed,
+            context,
+            options.manifest,
+            specs_tx,
+            views_tx,
             stop.clone(),
-        );
+        ));
         let engine =
             Engine::start_with_metrics(specs.clone(), http, EngineOptions::from_env(), metrics);
         Ok(Self {
@@ -131,7 +236,7 @@ impl Daemon {
             manifest,
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
-            feed,
+            feeds,
         })
     }
 
@@ -219,6 +324,24 @@ impl Daemon {
         Ok(())
     }
 
+    /// Follows `source` (a URL or file) as the manifest from now on, or with `None` the
+    /// default (`SWITCHBOARD_MANIFEST`, or none); kept in the registry.
+    pub async fn set_manifest(&self, source: Option<&str>) -> Result<(), DaemonError> {
+        let source = source.map(str::trim).filter(|s| !s.is_empty());
+        if let Some(source) = source {
+            ManifestSource::parse(source).map_err(|message| DaemonError::Invalid {
+                field: "manifest",
+                message,
+            })?;
+        }
+        self.registry
+            .apply(vec![Edit::SetManifest {
+                source: source.map(str::to_string),
+            }])
+            .await?;
+        Ok(())
+    }
+
     pub async fn remove_server(&self, name: &str) -> Result<(), DaemonError> {
         let name =
             ServerName::new(name).map_err(|_| DaemonError::UnknownConnector(name.to_string()))?;
@@ -275,7 +398,7 @@ impl Daemon {
     /// the registry's pending rewrite.
     pub async fn shutdown(self) -> Result<(), DaemonError> {
         self.stop.cancel();
-        let _ = self.feed.await;
+        let _ = self.feeds.await;
         self.engine.shutdown().await;
         self.registry.close().await?;
         Ok(())

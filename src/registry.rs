@@ -76,6 +76,8 @@ impl RegistryOptions {
 pub struct RegistrySnapshot {
     pub servers: Servers,
     pub overrides: IndexMap<String, ConnectorOverride>,
+    /// The manifest set from the app, if any (see [`model::FileMeta::manifest`]).
+    pub manifest: Option<String>,
     /// The journal sequence number of the last edit included.
     pub seq: u64,
     /// Set while `servers.json` does not parse (with line and column); rewrites wait until a
@@ -89,6 +91,7 @@ impl PartialEq for RegistrySnapshot {
         self.seq == other.seq
             && self.servers == other.servers
             && self.overrides == other.overrides
+            && self.manifest == other.manifest
             && error_text(self) == error_text(other)
     }
 }

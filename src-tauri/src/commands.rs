@@ -109,6 +109,14 @@ pub async fn save_server(
 }
 
 #[tauri::command]
+pub async fn set_manifest(state: State<'_, AppState>, source: Option<String>) -> Answer<()> {
+    Ok(daemon(&state)
+        .await?
+        .set_manifest(source.as_deref())
+        .await?)
+}
+
+#[tauri::command]
 pub async fn remove_server(state: State<'_, AppState>, name: String) -> Answer<()> {
     Ok(daemon(&state).await?.remove_server(&name).await?)
 }
@@ -130,4 +138,142 @@ pub async fn import_apply(state: State<'_, AppState>, from: Option<String>) -> A
         .await?
         .import_apply(source(from).as_ref())
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The commands through Tauri's IPC on the mock runtime (no display), over a real daemon in
+    //! a temp config dir.
+
+    use serde_json::json;
+    use switchboard::daemon::DaemonOptions;
+    use tauri::Manager as _;
+    use tauri::ipc::{CallbackFn, InvokeBody};
+    use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context};
+    use tauri::webview::InvokeRequest;
+
+    use super::*;
+
+    struct Harness {
+        _app: tauri::App<MockRuntime>,
+        webview: tauri::WebviewWindow<MockRuntime>,
+        dir: std::path::PathBuf,
+    }
+
+    fn harness(tag: &str) -> Harness {
+        let dir = std::env::temp_dir().join(format!("sb-cmd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let daemon = tauri::async_runtime::block_on(Daemon::start(DaemonOptions {
+            config_dir: dir.clone(),
+            manifest: None,
+        }))
+        .expect("daemon");
+        let app = mock_builder()
+            .invoke_handler(crate::handlers())
+            .manage(AppState::new(daemon))
+            .build(mock_context(tauri::test::noop_assets()))
+            .expect("mock app");
+        let webview = tauri::WebviewWindowBuilder::new(&app, crate::WINDOW, Default::default())
+            .build()
+            .expect("mock window");
+        Harness {
+            _app: app,
+            webview,
+            dir,
+        }
+    }
+
+    impl Harness {
+        fn invoke(&self, command: &str, args: Value) -> Result<Value, Value> {
+            get_ipc_response(
+                &self.webview,
+                InvokeRequest {
+                    cmd: command.into(),
+                    callback: CallbackFn(0),
+                    error: CallbackFn(1),
+                    url: "tauri://localhost".parse().expect("url"),
+                    body: InvokeBody::Json(args),
+                    headers: Default::default(),
+                    invoke_key: INVOKE_KEY.to_string(),
+                },
+            )
+            .map(|body| body.deserialize::<Value>().expect("JSON answer"))
+        }
+    }
+
+    impl Drop for Harness {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn an_empty_registry_is_a_first_run() {
+        let h = harness("first");
+        let overview = h.invoke("overview", json!({})).expect("overview");
+        assert_eq!(overview["first_run"], true);
+        assert_eq!(overview["overall"], "idle");
+        assert_eq!(overview["connectors"], json!([]));
+    }
+
+    #[test]
+    fn an_invalid_server_is_refused_with_a_code_and_the_field_to_fix() {
+        let h = harness("invalid");
+        let bad_url = json!({"name": "web", "entry": {"url": "ftp://x.example/mcp"}});
+        let error = h.invoke("save_server", bad_url).expect_err("refused");
+        assert_eq!(error["code"], "invalid");
+        assert_eq!(error["field"], "entry");
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.contains("ftp")),
+            "{error}"
+        );
+        let bad_name = json!({"name": "a.b", "entry": {"url": "https://x.example/mcp"}});
+        let error = h.invoke("save_server", bad_name).expect_err("refused");
+        assert_eq!(error["field"], "name", "{error}");
+        assert_eq!(
+            h.invoke("registry_entries", json!({})).expect("entries"),
+            json!([])
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_the_ui_and_survive_an_edit() {
+        let h = harness("secrets");
+        let entry =
+            json!({"url": "https://x.example/mcp", "headers": {"Authorization": "Bearer s3cret"}});
+        h.invoke("save_server", json!({"name": "web", "entry": entry}))
+            .expect("saved");
+        let entries = h.invoke("registry_entries", json!({})).expect("entries");
+        let shown = &entries[0]["entry"];
+        assert_eq!(shown["headers"]["Authorization"], "<redacted>", "{entries}");
+        assert!(!entries.to_string().contains("s3cret"));
+        // The UI sends back what it was shown, with another field changed.
+        let mut edited = shown.clone();
+        edited["url"] = json!("https://y.example/mcp");
+        h.invoke(
+            "save_server",
+            json!({"original": "web", "name": "web", "entry": edited}),
+        )
+        .expect("edited");
+        let daemon = tauri::async_runtime::block_on(async {
+            let state = h.webview.state::<AppState>();
+            let daemon = state.daemon.read().await;
+            let snapshot = daemon.as_ref().expect("running").registry().snapshot();
+            serde_json::to_value(&snapshot.servers).expect("servers")
+        });
+        assert_eq!(daemon["web"]["url"], "https://y.example/mcp");
+        assert_eq!(
+            daemon["web"]["headers"]["Authorization"], "Bearer s3cret",
+            "{daemon}"
+        );
+    }
+
+    #[test]
+    fn switching_an_unknown_connector_says_so() {
+        let h = harness("unknown");
+        let error = h
+            .invoke("set_enabled", json!({"id": "nope", "enabled": false}))
+            .expect_err("refused");
+        assert_eq!(error["code"], "unknown_connector", "{error}");
+    }
 }

@@ -45,6 +45,7 @@ pub fn handlers<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send +
         commands::registry_entries,
         commands::save_server,
         commands::remove_server,
+        commands::set_manifest,
         commands::import_preview,
         commands::import_apply,
     ]
@@ -68,6 +69,8 @@ pub fn run() {
             let follow = live::Sources::of(&daemon);
             app.manage(AppState::new(daemon));
             let tray = tray_or_none(app.handle(), logs.clone());
+            // scripts/measure-app.py times the launch to this line.
+            tracing::info!(tray = tray.is_some(), "tray ready");
             // Hidden only where the tray can bring the window back.
             let stay_hidden = hidden && tray.is_some();
             tauri::async_runtime::spawn(live::follow(app.handle().clone(), tray, follow));

@@ -241,6 +241,13 @@ pub fn update<R: Runtime>(
     if menu_changed {
         tray.set_tooltip(Some(format!("Switchboard — {}", now.1.status)))?;
         tray.set_menu(Some(build_menu(app, &now.1)?))?;
+        let items: Vec<String> = now
+            .1
+            .connectors
+            .iter()
+            .map(|c| format!("[{}] {}", if c.checked { "x" } else { " " }, c.label))
+            .collect();
+        tracing::debug!(icon = ?now.0, status = %now.1.status, items = %items.join(", "), "tray menu");
     }
     *shown = Some(now);
     Ok(())

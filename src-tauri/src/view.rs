@@ -18,6 +18,8 @@ pub struct Overview {
     /// The tray's one-line summary ("7/8 healthy · wiki unauthorized").
     pub summary: String,
     pub manifest: Option<ManifestInfo>,
+    /// The manifest chosen in the app (over `SWITCHBOARD_MANIFEST`), if any.
+    pub manifest_setting: Option<String>,
     /// Set while `servers.json` does not parse: edits are kept, the file is not rewritten.
     pub registry_error: Option<String>,
     pub first_run: bool,
@@ -42,6 +44,7 @@ pub fn overview(
             connectors: m.connectors,
             stale: m.stale.clone(),
         }),
+        manifest_setting: registry.manifest.clone(),
         registry_error: registry.file_error.as_ref().map(ToString::to_string),
         first_run: registry.servers.is_empty() && engine.connectors.is_empty(),
     }

@@ -30,6 +30,8 @@ pub enum Edit {
         connector: String,
         enabled: Option<bool>,
     },
+    /// Sets (or with `None` clears) the manifest to follow: a URL or a file path.
+    SetManifest { source: Option<String> },
 }
 
 /// Why an edit could not be applied.
@@ -44,6 +46,8 @@ pub enum EditRejected {
     Invalid { name: String, reason: String },
     #[error("connector id {0:?} is empty or has control characters")]
     InvalidConnector(String),
+    #[error("manifest {0:?} is empty or has control characters")]
+    InvalidManifest(String),
 }
 
 impl Edit {
@@ -93,6 +97,14 @@ impl Edit {
                         file.connector_overrides.shift_remove(connector);
                     }
                 }
+            }
+            Edit::SetManifest { source } => {
+                if let Some(source) = source
+                    && (source.trim().is_empty() || source.chars().any(char::is_control))
+                {
+                    return Err(EditRejected::InvalidManifest(source.clone()));
+                }
+                file.switchboard.manifest.clone_from(source);
             }
         }
         Ok(())
@@ -173,6 +185,33 @@ mod tests {
         .apply(&mut file)
         .unwrap_err();
         assert!(matches!(err, EditRejected::Invalid { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_manifest_setting_is_set_cleared_and_checked() {
+        let mut file = ServersFileV1::default();
+        let set = |source: Option<&str>| Edit::SetManifest {
+            source: source.map(str::to_string),
+        };
+        set(Some("https://maps.example/service-map.json"))
+            .apply(&mut file)
+            .unwrap();
+        assert_eq!(
+            file.switchboard.manifest.as_deref(),
+            Some("https://maps.example/service-map.json")
+        );
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(
+            text.contains(r#""manifest":"https://maps.example/service-map.json""#),
+            "{text}"
+        );
+        let bad = set(Some("https://x\n.example")).apply(&mut file);
+        assert!(
+            matches!(bad, Err(EditRejected::InvalidManifest(_))),
+            "{bad:?}"
+        );
+        set(None).apply(&mut file).unwrap();
+        assert_eq!(file.switchboard.manifest, None);
     }
 
     #[test]

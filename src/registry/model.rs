@@ -421,6 +421,10 @@ pub struct FileMeta {
     /// The journal sequence number this file already contains; replay starts after it.
     #[serde(default)]
     pub journal_seq: u64,
+    /// The connector manifest (service map) to follow, set from the app; it wins over
+    /// `SWITCHBOARD_MANIFEST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

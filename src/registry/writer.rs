@@ -257,6 +257,7 @@ impl Writer {
         let snapshot = RegistrySnapshot {
             servers: self.store.state().mcp_servers.clone(),
             overrides: self.store.state().connector_overrides.clone(),
+            manifest: self.store.state().switchboard.manifest.clone(),
             seq: self.store.last_seq(),
             file_error: self.store.file_error().cloned(),
         };

@@ -66,6 +66,38 @@ export function render(overview) {
     const healthyOrOff = c.state === 'healthy' || c.state === 'disabled' || c.state === 'connecting';
     cell(row, 9, healthyOrOff ? '' : (c.reason ?? ''), 'error-cell');
   });
-  $('connectors-empty').hidden = overview.connectors.length > 0;
+  $('connectors-empty').hidden = overview.connectors.length > 0 || overview.first_run;
   $('first-run').hidden = !overview.first_run;
+  if (overview.first_run && !offered) offerImport();
+}
+
+let offered = false;
+
+/** First run: say which client configs were found and how many servers they would add. */
+async function offerImport() {
+  offered = true;
+  const list = $('first-run-found');
+  list.replaceChildren();
+  let items = [];
+  try {
+    items = await call('import_preview', { from: null }, { inline: true });
+  } catch (error) {
+    const li = document.createElement('li');
+    li.textContent = error.code === 'nothing_to_import'
+      ? 'No other MCP client config was found on this machine: add a server in Registry.'
+      : (error.message ?? String(error));
+    list.append(li);
+    $('first-run-import').hidden = true;
+    return;
+  }
+  const byOrigin = new Map();
+  for (const item of items) {
+    if (item.action === 'add') byOrigin.set(item.origin, (byOrigin.get(item.origin) ?? 0) + 1);
+  }
+  for (const [origin, count] of byOrigin) {
+    const li = document.createElement('li');
+    li.textContent = `${count} server${count === 1 ? '' : 's'} in ${origin}`;
+    list.append(li);
+  }
+  $('first-run-import').hidden = byOrigin.size === 0;
 }

@@ -25,7 +25,25 @@ export function init() {
   form().addEventListener('submit', (event) => { event.preventDefault(); save(); });
   $('import-preview').addEventListener('click', preview);
   $('import-apply').addEventListener('click', apply);
+  $('manifest-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    setManifest($('manifest-source').value.trim() || null);
+  });
+  $('manifest-clear').addEventListener('click', () => setManifest(null));
 }
+
+async function setManifest(source) {
+  const error = $('manifest-form').querySelector('.field-error');
+  error.hidden = true;
+  try {
+    await call('set_manifest', { source }, { inline: true });
+  } catch (e) {
+    error.textContent = e.message ?? String(e);
+    error.hidden = false;
+  }
+}
+
+let shownSetting;
 
 function kind() { return form().elements.kind.value; }
 
@@ -164,5 +182,10 @@ export function showManifest(overview) {
   const m = overview.manifest;
   $('manifest-info').textContent = m
     ? `${m.connectors} connector(s) from the manifest${m.stale ? ` (stale: ${m.stale})` : ''}.`
-    : 'No manifest in use. Start Switchboard with SWITCHBOARD_MANIFEST set to a URL or file to add one.';
+    : 'No manifest in use.';
+  // Fill the field from the setting when it changes, not while someone is typing.
+  if (overview.manifest_setting !== shownSetting) {
+    shownSetting = overview.manifest_setting;
+    $('manifest-source').value = shownSetting ?? '';
+  }
 }

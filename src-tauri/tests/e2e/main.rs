@@ -81,6 +81,15 @@ async fn the_connectors_view_follows_the_fleet_and_a_toggle_evicts_the_tools() {
         servers_file(&app).is_some_and(|f| f["mcpServers"]["fx2"]["enabled"] == false)
     })
     .await;
+    // The tray menu cannot be clicked through WebDriver; its update is logged instead.
+    wait_until("the tray menu shows fx2 unchecked", || {
+        app.log()
+            .lines()
+            .rev()
+            .find(|l| l.contains("tray menu"))
+            .is_some_and(|l| l.contains("[ ] fx2") && l.contains("[x] fx1 — healthy"))
+    })
+    .await;
     let tools = invoke(&app, "tools", Value::Null).await;
     let names: Vec<&str> = tools
         .as_array()
@@ -217,9 +226,9 @@ async fn the_latency_view_draws_the_calls_made() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_manifest_shows_the_stale_banner_with_its_reason() {
+async fn a_broken_manifest_shows_the_stale_banner_and_another_can_be_chosen() {
     let _one = ONE_APP_AT_A_TIME.lock().await;
-    let fixtures = fleet(1, &knobs()).await.expect("fixture fleet");
+    let fixtures = fleet(2, &knobs()).await.expect("fixture fleet");
     let home = TempDir::new("manifest");
     let manifest = home.0.join("service-map.json");
     let good = switchboard_fixture::service_map::service_map(&[("mapped", fixtures[0].url())], 60);
@@ -241,6 +250,10 @@ async fn a_broken_manifest_shows_the_stale_banner_with_its_reason() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(&manifest, "{ this is not json").expect("break the manifest");
+    let second = home.0.join("second-map.json");
+    let connectors = [("mapped", fixtures[0].url()), ("second", fixtures[1].url())];
+    let map = switchboard_fixture::service_map::service_map(&connectors, 60);
+    std::fs::write(&second, map.to_string()).expect("second manifest");
 
     let app = App::start(
         home,
@@ -262,6 +275,29 @@ async fn a_broken_manifest_shows_the_stale_banner_with_its_reason() {
     })
     .await;
     app.screenshot("stale-manifest").await;
+
+    app.click("#tab-registry").await;
+    app.fill("#manifest-source", second.to_str().expect("utf-8"))
+        .await;
+    app.click("#manifest-save").await;
+    app.click("#tab-connectors").await;
+    app.wait_text(
+        "#summary",
+        "the chosen manifest's two connectors run",
+        |t| t == "2/2 healthy",
+    )
+    .await;
+    app.wait_text(
+        "#stale-banner",
+        "the new manifest is not stale",
+        str::is_empty,
+    )
+    .await;
+    wait_until("servers.json keeps the choice", || {
+        servers_file(&app)
+            .is_some_and(|f| f["switchboard"]["manifest"] == second.to_str().unwrap_or_default())
+    })
+    .await;
     app.close().await;
 }
 

@@ -108,6 +108,11 @@ impl Drop for TempDir {
 }
 
 impl App {
+    /// What the app has logged so far (stderr, with `switchboard_app=debug`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._home.0.join("app.log")).unwrap_or_default()
+    }
+
     /// Starts the app with `config_dir` as its registry's home (prepared by the test).
     pub async fn start(home: TempDir, launch: Launch) -> App {
         let config_dir = home.0.join("config");
