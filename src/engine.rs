@@ -235,6 +235,8 @@ impl Engine {
         };
         self.metrics
             .record_call(connector, tool, started.elapsed(), error_type.as_deref());
+        // Full means a republish is already due; this call will be in it.
+        let _ = self.commands.try_send(Command::CallRecorded);
         Ok(result?)
     }
 
@@ -248,7 +250,12 @@ impl Engine {
 /// What a handle asks of the reconciler.
 enum Command {
     Recheck(String),
+    /// A call was timed: the snapshot's latency figures are behind.
+    CallRecorded,
 }
+
+/// Calls republish the snapshot (with fresh p50/p95/p99) at most this often.
+const CALLS_PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 /// How often the clocks are compared to notice that the machine slept.
 const SLEEP_CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -321,10 +328,27 @@ impl Reconciler {
         // The monotonic clock stands still while a laptop sleeps; the wall clock does not.
         let mut clocks = tokio::time::interval(SLEEP_CHECK_EVERY);
         let mut last_tick = (std::time::Instant::now(), std::time::SystemTime::now());
+        // When calls made since the last snapshot are to be published.
+        let mut calls_due: Option<tokio::time::Instant> = None;
         loop {
+            let publish_calls = async {
+                match calls_due {
+                    Some(due) => tokio::time::sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => break,
-                Some(Command::Recheck(reason)) = commands.recv() => self.recheck(&reason),
+                Some(command) = commands.recv() => match command {
+                    Command::Recheck(reason) => self.recheck(&reason),
+                    Command::CallRecorded => {
+                        calls_due.get_or_insert_with(|| tokio::time::Instant::now() + CALLS_PUBLISH_EVERY);
+                    }
+                },
+                () = publish_calls => {
+                    calls_due = None;
+                    self.publish();
+                }
                 _ = clocks.tick() => {
                     let now = (std::time::Instant::now(), std::time::SystemTime::now());
                     let wall = now.1.duration_since(last_tick.1).unwrap_or_default();

@@ -3,6 +3,7 @@
 //! apart, so the picture is a pure function).
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::metrics::LatencyHistogram;
 
@@ -77,6 +78,8 @@ fn draw(
     };
     let buckets = &histogram.buckets;
     let tallest = buckets.iter().map(|b| b.count).max().unwrap_or(1).max(1);
+    // Room above the tallest bar for the p95 label.
+    let top = tallest + (tallest / 4).max(1);
     let summary = &histogram.summary;
     let caption = format!(
         "{connector}: {} calls · p50 {} · p95 {} · p99 {}",
@@ -90,7 +93,7 @@ fn draw(
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(52)
-        .build_cartesian_2d(0..buckets.len(), 0..tallest + tallest / 10 + 1)?;
+        .build_cartesian_2d(0..buckets.len(), 0..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -119,15 +122,20 @@ fn draw(
         .iter()
         .position(|b| summary.p95_ms <= b.upper_ms)
         .unwrap_or(buckets.len() - 1);
-    let top = tallest + tallest / 10;
     chart.draw_series(std::iter::once(PathElement::new(
         vec![(p95 + 1, 0), (p95 + 1, top)],
         palette.marker.stroke_width(2),
     )))?;
+    // The label sits on the side of the marker with room for it.
+    let anchor = if 2 * (p95 + 1) > buckets.len() {
+        Pos::new(HPos::Right, VPos::Top)
+    } else {
+        Pos::new(HPos::Left, VPos::Top)
+    };
     chart.draw_series(std::iter::once(Text::new(
-        format!("p95 {}", duration(summary.p95_ms)),
+        format!(" p95 {} ", duration(summary.p95_ms)),
         (p95 + 1, top),
-        text(12).color(&palette.marker),
+        text(12).color(&palette.marker).pos(anchor),
     )))?;
     root.present()?;
     Ok(())

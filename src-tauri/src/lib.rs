@@ -22,6 +22,9 @@ pub struct AppState {
     daemon: RwLock<Option<Daemon>>,
 }
 
+/// Whether the tray icon can be seen; without it, closing the window quits the app.
+struct TrayShown(bool);
+
 impl AppState {
     pub fn new(daemon: Daemon) -> Self {
         Self {
@@ -69,10 +72,18 @@ pub fn run() {
             let follow = live::Sources::of(&daemon);
             app.manage(AppState::new(daemon));
             let tray = tray_or_none(app.handle(), logs.clone());
+            // The icon is kept up to date even unseen: a host may start later.
+            let seen = tray.is_some() && tray::host_present();
+            if tray.is_some() && !seen {
+                tracing::warn!(
+                    "no tray host on this desktop: the window stays, and closing it quits"
+                );
+            }
+            app.manage(TrayShown(seen));
             // scripts/measure-app.py times the launch to this line.
             tracing::info!(tray = tray.is_some(), "tray ready");
-            // Hidden only where the tray can bring the window back.
-            let stay_hidden = hidden && tray.is_some();
+            // Asked for explicitly (autostart); launching the app again opens the window.
+            let stay_hidden = hidden;
             tauri::async_runtime::spawn(live::follow(app.handle().clone(), tray, follow));
             if !stay_hidden {
                 open_window(app.handle());
@@ -89,10 +100,11 @@ pub fn run() {
         }
     };
     app.run(|app, event| match event {
-        // The last window closed: keep running in the tray. Quit exits with a code.
+        // The last window closed: keep running in the tray, if there is one to be seen. Quit
+        // exits with a code.
         RunEvent::ExitRequested {
             api, code: None, ..
-        } => api.prevent_exit(),
+        } if app.state::<TrayShown>().0 => api.prevent_exit(),
         RunEvent::Exit => shut_down(app),
         _ => {}
     });

@@ -152,6 +152,24 @@ pub fn menu_model(connectors: &[ConnectorStatus]) -> MenuModel {
 
 pub const TRAY_ID: &str = "switchboard";
 
+/// Whether the desktop shows tray icons: on Linux, whether a StatusNotifier watcher runs on the
+/// session bus (GNOME without its AppIndicator extension has none, nor has a bare X server).
+/// Creating an icon succeeds either way; without a host it is just invisible.
+#[cfg(target_os = "linux")]
+pub fn host_present() -> bool {
+    let ask = || -> zbus::Result<bool> {
+        let connection = zbus::blocking::Connection::session()?;
+        let bus = zbus::blocking::fdo::DBusProxy::new(&connection)?;
+        Ok(bus.name_has_owner("org.kde.StatusNotifierWatcher".try_into()?)?)
+    };
+    ask().unwrap_or(false)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn host_present() -> bool {
+    true
+}
+
 fn icon(overall: Overall) -> Image<'static> {
     let bytes: &'static [u8] = match overall {
         Overall::Healthy => include_bytes!("../../icons/tray-healthy.png"),

@@ -361,6 +361,35 @@ async fn the_cli_keeps_connectors_in_sync_with_registry_edits() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_snapshot_follows_the_calls_made() {
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let (_desired, receiver) = watch::channel(vec![spec_at("fx", fixture.url())]);
+    // No probe tick (which also refreshes the figures) during the test.
+    let quiet = EngineOptions {
+        probe_every: Duration::from_secs(3600),
+        ..options()
+    };
+    let engine = Engine::start(receiver, http_client().unwrap(), quiet);
+    wait_for(&engine, "healthy", |s| {
+        state(s, "fx") == Some(Health::Healthy)
+    })
+    .await;
+    for _ in 0..3 {
+        engine.call("fx.tool_000", None).await.expect("a call");
+    }
+    // Nothing else happens: only the calls can bring the figures up to date.
+    let snapshot = wait_for(&engine, "three calls in the snapshot", |s| {
+        s.connectors[0].calls.is_some_and(|c| c.calls == 3)
+    })
+    .await;
+    let calls = snapshot.connectors[0].calls.unwrap();
+    assert!(
+        calls.p50_ms > 0.0 && calls.p50_ms <= calls.p99_ms,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn calls_are_measured_and_mostly_failing_calls_degrade_the_connector() {
     let fixture = Fixture::start(Knobs {
         fail_every: 1,
