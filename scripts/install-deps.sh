@@ -8,7 +8,8 @@
 # The tray app (Tauri 2) links WebKitGTK 4.1 and the AppIndicator tray library.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev)
-[ "${1:-}" = "--test" ] && APT_PACKAGES+=(xvfb xauth webkit2gtk-driver)
+# The e2e tests: a private X server, WebKit's WebDriver, and a private session bus for the tray.
+[ "${1:-}" = "--test" ] && APT_PACKAGES+=(xvfb xauth webkit2gtk-driver dbus-daemon dbus-session-bus-common)
 # The interoperability tests run npm and PyPI MCP servers; keep a Node or Python that is
 # already installed (nodesource, pyenv) rather than adding Debian's beside it.
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)

@@ -82,10 +82,10 @@ pub fn run() {
             app.manage(TrayShown(seen));
             // scripts/measure-app.py times the launch to this line.
             tracing::info!(tray = tray.is_some(), "tray ready");
-            // Asked for explicitly (autostart); launching the app again opens the window.
-            let stay_hidden = hidden;
             tauri::async_runtime::spawn(live::follow(app.handle().clone(), tray, follow));
-            if !stay_hidden {
+            // --hidden (autostart) is honoured even with no tray to be seen: launching the app
+            // again opens the window.
+            if !hidden {
                 open_window(app.handle());
             }
             Ok(())

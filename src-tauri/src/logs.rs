@@ -1,6 +1,7 @@
 //! The app's log: `tracing` to a daily-rolling file under the user data dir (and stderr), and
 //! the tray's "Open logs".
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,9 +47,11 @@ pub fn init() -> Arc<LogDir> {
         .filename_suffix("log")
         .max_log_files(7)
         .build(&dir);
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let registry = tracing_subscriber::registry().with(filter).with(
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr),
+    );
     match file {
         Ok(file) => {
             registry

@@ -3,6 +3,7 @@
 //! browser engine: on two cores, several at once would only race each other).
 
 mod support;
+mod tray_host;
 
 use std::time::Duration;
 
@@ -58,7 +59,12 @@ async fn the_connectors_view_follows_the_fleet_and_a_toggle_evicts_the_tools() {
     let fixtures = fleet(3, &knobs()).await.expect("fixture fleet");
     let home = TempDir::new("connectors");
     registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
-    let app = App::start(home, Launch::default()).await;
+    let launch = Launch {
+        tray_host: true,
+        ..Launch::default()
+    };
+    let app = App::start(home, launch).await;
+    let tray = app.tray.as_ref().expect("a tray host");
 
     app.wait_text("#summary", "all three connect", |t| t == "3/3 healthy")
         .await;
@@ -81,13 +87,13 @@ async fn the_connectors_view_follows_the_fleet_and_a_toggle_evicts_the_tools() {
         servers_file(&app).is_some_and(|f| f["mcpServers"]["fx2"]["enabled"] == false)
     })
     .await;
-    // The tray menu cannot be clicked through WebDriver; its update is logged instead.
-    wait_until("the tray menu shows fx2 unchecked", || {
-        app.log()
-            .lines()
-            .rev()
-            .find(|l| l.contains("tray menu"))
-            .is_some_and(|l| l.contains("[ ] fx2") && l.contains("[x] fx1 — healthy"))
+    wait_until_async("the tray menu shows fx2 unticked", || async {
+        let menu = tray.menu().await;
+        menu.iter()
+            .any(|e| e.label == "fx2" && e.checked == Some(false))
+            && menu
+                .iter()
+                .any(|e| e.label == "fx1 — healthy" && e.checked == Some(true))
     })
     .await;
     let tools = invoke(&app, "tools", Value::Null).await;
@@ -259,6 +265,7 @@ async fn a_broken_manifest_shows_the_stale_banner_and_another_can_be_chosen() {
         home,
         Launch {
             manifest: Some(manifest.display().to_string()),
+            ..Launch::default()
         },
     )
     .await;
@@ -320,4 +327,91 @@ fn urlencoding_decode(src: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_menu_switches_connectors_and_brings_a_closed_window_back() {
+    let _one = ONE_APP_AT_A_TIME.lock().await;
+    let fixtures = fleet(2, &knobs()).await.expect("fixture fleet");
+    let home = TempDir::new("tray");
+    registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
+    let launch = Launch {
+        tray_host: true,
+        ..Launch::default()
+    };
+    let app = App::start(home, launch).await;
+    let tray = app.tray.as_ref().expect("a tray host");
+    app.wait_text("#summary", "both connect", |t| t == "2/2 healthy")
+        .await;
+    wait_until_async("the icon registers with the tray host", || async {
+        tray.has_item()
+    })
+    .await;
+    wait_until_async("the menu lists both, ticked", || async {
+        let menu = tray.menu().await;
+        let ticked = |label: &str| {
+            menu.iter()
+                .any(|e| e.label == label && e.checked == Some(true))
+        };
+        menu.iter().any(|e| e.label == "2/2 healthy")
+            && ticked("fx1 — healthy")
+            && ticked("fx2 — healthy")
+    })
+    .await;
+
+    tray.click("fx2").await;
+    wait_until("servers.json says fx2 is off", || {
+        servers_file(&app).is_some_and(|f| f["mcpServers"]["fx2"]["enabled"] == false)
+    })
+    .await;
+    app.wait_text("#summary", "the window follows the tray", |t| {
+        t == "1/1 healthy"
+    })
+    .await;
+    wait_until_async("the menu shows fx2 unticked", || async {
+        tray.menu()
+            .await
+            .iter()
+            .any(|e| e.label == "fx2" && e.checked == Some(false))
+    })
+    .await;
+
+    app.close_window("Switchboard");
+    wait_until(
+        "closing the window ends its WebKit processes, not the app",
+        || {
+            let processes = app.processes();
+            processes.iter().any(|p| p == "switchboard-app")
+                && !processes.iter().any(|p| p.starts_with("WebKitWebProc"))
+        },
+    )
+    .await;
+    tray.click("Open Switchboard").await;
+    wait_until("Open Switchboard makes a new window", || {
+        app.processes()
+            .iter()
+            .any(|p| p.starts_with("WebKitWebProc"))
+    })
+    .await;
+    tray.click("Quit").await;
+    wait_until("Quit ends the app", || {
+        !app.processes().iter().any(|p| p == "switchboard-app")
+    })
+    .await;
+}
+
+/// [`wait_until`] for a check that needs to await.
+async fn wait_until_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    check: impl Fn() -> F,
+) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < support::DEADLINE,
+            "{what} within {:?}",
+            support::DEADLINE
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -9,14 +9,26 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
+use crate::tray_host::TrayHost;
+
 /// The longest any condition is waited for.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A child process killed when dropped.
+/// A child process, started as the leader of its own process group, killed with everything it
+/// started (tauri-driver's WebKitWebDriver would outlive it otherwise) when dropped.
 struct Killed(Child);
+
+impl Killed {
+    fn spawn(command: &mut Command) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt as _;
+        command.process_group(0).spawn().map(Self)
+    }
+}
 
 impl Drop for Killed {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -49,39 +61,43 @@ fn tauri_driver() -> PathBuf {
 
 /// A private X server, so tests run with or without a desktop and never touch the user's.
 fn xvfb() -> (Killed, String) {
-    let mut child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1280x900x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    let mut xvfb = Command::new("Xvfb");
+    xvfb.args([
+        "-displayfd",
+        "1",
+        "-screen",
+        "0",
+        "1280x900x24",
+        "-nolisten",
+        "tcp",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut child = Killed::spawn(&mut xvfb)
         .expect("Xvfb runs (install it with ./scripts/install-deps.sh --test)");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
+    BufReader::new(child.0.stdout.take().expect("piped stdout"))
         .read_line(&mut line)
         .expect("Xvfb reports its display");
     let display = format!(":{}", line.trim());
-    (Killed(child), display)
+    (child, display)
 }
 
 /// What the app is started with.
 #[derive(Default)]
 pub struct Launch {
     pub manifest: Option<String>,
+    /// Give the app a tray host (a private session bus with a StatusNotifierWatcher).
+    pub tray_host: bool,
 }
 
 /// One running app, driven through WebDriver. Dropping it ends the session (the driver kills
 /// the app), the driver and the X server.
 pub struct App {
     pub client: Client,
+    display: String,
     pub config_dir: PathBuf,
+    pub tray: Option<TrayHost>,
     _home: TempDir,
     _driver: Killed,
     _display: Killed,
@@ -108,15 +124,97 @@ impl Drop for TempDir {
 }
 
 impl App {
-    /// What the app has logged so far (stderr, with `switchboard_app=debug`).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self._home.0.join("app.log")).unwrap_or_default()
+    /// The names of the processes the driver started (the app and its WebKit helpers), as the
+    /// kernel shortens them (`WebKitWebProces`).
+    pub fn processes(&self) -> Vec<String> {
+        let mut parents: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            if let Some(ppid) = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok())
+            {
+                parents.entry(ppid).or_default().push(pid);
+            }
+        }
+        let mut names = Vec::new();
+        let mut todo = parents
+            .get(&self._driver.0.id())
+            .cloned()
+            .unwrap_or_default();
+        while let Some(pid) = todo.pop() {
+            if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                names.push(name.trim().to_string());
+            }
+            todo.extend(parents.get(&pid).cloned().unwrap_or_default());
+        }
+        names
+    }
+
+    /// Asks the window titled `title` to close, as a window manager does when its close button
+    /// is clicked (a WM_DELETE_WINDOW message). WebDriver's own close would end the app.
+    pub fn close_window(&self, title: &str) {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{
+            AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask,
+        };
+        let (conn, screen) = x11rb::connect(Some(&self.display)).expect("the X display");
+        let atom = |name: &[u8]| {
+            conn.intern_atom(false, name)
+                .expect("intern")
+                .reply()
+                .expect("atom")
+                .atom
+        };
+        let (protocols, delete, net_name, utf8) = (
+            atom(b"WM_PROTOCOLS"),
+            atom(b"WM_DELETE_WINDOW"),
+            atom(b"_NET_WM_NAME"),
+            atom(b"UTF8_STRING"),
+        );
+        let root = conn.setup().roots[screen].root;
+        let mut todo = vec![root];
+        while let Some(window) = todo.pop() {
+            for (property, kind) in [
+                (net_name, utf8),
+                (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),
+            ] {
+                let named = conn
+                    .get_property(false, window, property, kind, 0, 256)
+                    .ok()
+                    .and_then(|c| c.reply().ok())
+                    .is_some_and(|p| p.value == title.as_bytes());
+                if named {
+                    let message =
+                        ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
+                    conn.send_event(false, window, EventMask::NO_EVENT, message)
+                        .expect("send");
+                    conn.flush().expect("flush");
+                    return;
+                }
+            }
+            if let Ok(tree) = conn.query_tree(window).expect("query").reply() {
+                todo.extend(tree.children);
+            }
+        }
+        panic!("no window titled {title:?}");
     }
 
     /// Starts the app with `config_dir` as its registry's home (prepared by the test).
     pub async fn start(home: TempDir, launch: Launch) -> App {
         let config_dir = home.0.join("config");
         let (display_process, display) = xvfb();
+        let tray = if launch.tray_host {
+            Some(TrayHost::start().await)
+        } else {
+            None
+        };
         let port = free_port();
         let mut driver = Command::new(tauri_driver());
         driver
@@ -140,15 +238,20 @@ impl App {
             .stderr(Stdio::from(
                 std::fs::File::create(home.0.join("app.log")).expect("log file"),
             ));
+        match &tray {
+            Some(host) => driver.env("DBUS_SESSION_BUS_ADDRESS", &host.address),
+            // No session bus at all: nothing of the user's desktop is reached.
+            None => driver.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent"),
+        };
         match &launch.manifest {
             Some(manifest) => driver.env("SWITCHBOARD_MANIFEST", manifest),
             None => driver.env_remove("SWITCHBOARD_MANIFEST"),
         };
-        let driver = Killed(driver.spawn().unwrap_or_else(|e| {
+        let driver = Killed::spawn(&mut driver).unwrap_or_else(|e| {
             panic!(
                 "tauri-driver runs ({e}); install it with ./scripts/install-deps.sh --test or set SWITCHBOARD_TAURI_DRIVER"
             )
-        }));
+        });
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -174,7 +277,9 @@ impl App {
         .expect("a WebDriver session");
         App {
             client,
+            display,
             config_dir,
+            tray,
             _home: home,
             _driver: driver,
             _display: display_process,

@@ -1,0 +1,218 @@
+//! A stand-in for the desktop's tray host: a private D-Bus session bus with a
+//! StatusNotifierWatcher on it, so the app's real tray icon registers there, and its menu can be
+//! read and clicked over D-Bus (`com.canonical.dbusmenu`), as a panel does.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+/// The bus and the watcher; dropping it stops both.
+pub struct TrayHost {
+    pub address: String,
+    connection: zbus::Connection,
+    items: Arc<Mutex<Vec<String>>>,
+    bus: Child,
+}
+
+impl Drop for TrayHost {
+    fn drop(&mut self) {
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+struct Watcher {
+    items: Arc<Mutex<Vec<String>>>,
+}
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl Watcher {
+    async fn register_status_notifier_item(
+        &self,
+        service: &str,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+    ) {
+        // Items register by bus name, or (AppIndicator) by object path on their own connection.
+        let sender = header.sender().map(ToString::to_string).unwrap_or_default();
+        let item = if service.starts_with('/') {
+            format!("{sender}{service}")
+        } else {
+            format!("{service}/StatusNotifierItem")
+        };
+        self.items.lock().expect("items").push(item);
+    }
+
+    async fn register_status_notifier_host(&self, _service: &str) {}
+
+    #[zbus(property)]
+    async fn registered_status_notifier_items(&self) -> Vec<String> {
+        self.items.lock().expect("items").clone()
+    }
+
+    #[zbus(property)]
+    async fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    async fn protocol_version(&self) -> i32 {
+        0
+    }
+}
+
+/// One entry of the tray menu as the panel sees it.
+#[derive(Debug, Clone)]
+pub struct MenuEntry {
+    pub id: i32,
+    pub label: String,
+    /// `Some(true)` for a ticked checkbox.
+    pub checked: Option<bool>,
+}
+
+impl TrayHost {
+    pub async fn start() -> TrayHost {
+        let mut bus = Command::new("dbus-daemon")
+            .args([
+                "--config-file=/usr/share/dbus-1/session.conf",
+                "--print-address=1",
+                "--nofork",
+                "--nopidfile",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon runs");
+        let mut address = String::new();
+        BufReader::new(bus.stdout.take().expect("piped"))
+            .read_line(&mut address)
+            .expect("dbus-daemon prints its address");
+        let address = address.trim().to_string();
+        let items = Arc::new(Mutex::new(Vec::new()));
+        let connection = zbus::connection::Builder::address(address.as_str())
+            .expect("bus address")
+            .name("org.kde.StatusNotifierWatcher")
+            .expect("watcher name")
+            .serve_at(
+                "/StatusNotifierWatcher",
+                Watcher {
+                    items: items.clone(),
+                },
+            )
+            .expect("watcher object")
+            .build()
+            .await
+            .expect("connect to the private bus");
+        TrayHost {
+            address,
+            connection,
+            items,
+            bus,
+        }
+    }
+
+    /// The first registered item as (bus name, object path).
+    fn item(&self) -> Option<(String, String)> {
+        let items = self.items.lock().expect("items");
+        let first = items.first()?;
+        let slash = first.find('/')?;
+        Some((first[..slash].to_string(), first[slash..].to_string()))
+    }
+
+    pub fn has_item(&self) -> bool {
+        self.item().is_some()
+    }
+
+    async fn menu_path(&self) -> Option<(String, OwnedObjectPath)> {
+        let (bus, path) = self.item()?;
+        let properties = zbus::fdo::PropertiesProxy::builder(&self.connection)
+            .destination(bus.clone())
+            .ok()?
+            .path(path)
+            .ok()?
+            .build()
+            .await
+            .ok()?;
+        let menu = properties
+            .get("org.kde.StatusNotifierItem".try_into().ok()?, "Menu")
+            .await
+            .ok()?;
+        Some((bus, OwnedObjectPath::try_from(menu).ok()?))
+    }
+
+    /// The menu's entries, flattened, or empty while there is none.
+    pub async fn menu(&self) -> Vec<MenuEntry> {
+        let Some((bus, path)) = self.menu_path().await else {
+            return Vec::new();
+        };
+        type Layout = (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>);
+        let reply = self
+            .connection
+            .call_method(
+                Some(bus.as_str()),
+                path.as_str(),
+                Some("com.canonical.dbusmenu"),
+                "GetLayout",
+                &(0i32, -1i32, Vec::<String>::new()),
+            )
+            .await;
+        let Ok(reply) = reply else { return Vec::new() };
+        let Ok((_revision, root)) = reply.body().deserialize::<(u32, Layout)>() else {
+            return Vec::new();
+        };
+        let mut entries = Vec::new();
+        let mut todo: Vec<OwnedValue> = root.2;
+        while let Some(child) = todo.pop() {
+            let value: Value<'_> = child.into();
+            let value = match value {
+                Value::Value(inner) => *inner,
+                other => other,
+            };
+            let Ok((id, props, children)) = <Layout>::try_from(value) else {
+                continue;
+            };
+            let text = |key: &str| {
+                props
+                    .get(key)
+                    .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+            };
+            let checked = text("toggle-type").filter(|t| t == "checkmark").map(|_| {
+                props
+                    .get("toggle-state")
+                    .and_then(|v| i32::try_from(v).ok())
+                    == Some(1)
+            });
+            entries.push(MenuEntry {
+                id,
+                label: text("label").unwrap_or_default().replace('_', ""),
+                checked,
+            });
+            todo.extend(children);
+        }
+        entries.sort_by_key(|e| e.id);
+        entries
+    }
+
+    /// Clicks the menu entry whose label starts with `label`, as a panel would.
+    pub async fn click(&self, label: &str) {
+        let entry = self
+            .menu()
+            .await
+            .into_iter()
+            .find(|e| e.label.starts_with(label))
+            .unwrap_or_else(|| panic!("a tray menu entry {label:?}"));
+        let (bus, path) = self.menu_path().await.expect("the tray menu");
+        self.connection
+            .call_method(
+                Some(bus.as_str()),
+                path.as_str(),
+                Some("com.canonical.dbusmenu"),
+                "Event",
+                &(entry.id, "clicked", Value::from(0i32), 0u32),
+            )
+            .await
+            .expect("click the tray menu entry");
+    }
+}
