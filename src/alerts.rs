@@ -11,6 +11,14 @@ use crate::health::Health;
 /// How long a change must hold before it is told.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);
 
+/// `SWITCHBOARD_ALERT_SETTLE_MS`, or the default.
+pub fn settle_from_env() -> Duration {
+    std::env::var("SWITCHBOARD_ALERT_SETTLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(DEFAULT_SETTLE, Duration::from_millis)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alert {
     Down { id: String, reason: Option<String> },

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard::alerts::{Alert, Alerts, DEFAULT_SETTLE};
+use switchboard::alerts::{Alert, Alerts, settle_from_env};
 use switchboard::daemon::Daemon;
 use switchboard::desired::ManifestView;
 use switchboard::engine::{EngineEvent, EngineSnapshot};
@@ -55,7 +55,7 @@ pub async fn follow<R: Runtime>(
     tray: Option<TrayIcon<R>>,
     mut sources: Sources,
 ) {
-    let mut alerts = Alerts::new(DEFAULT_SETTLE);
+    let mut alerts = Alerts::new(settle_from_env());
     let mut shown_tray = None;
     let mut sent: Option<view::Overview> = None;
     loop {

@@ -376,6 +376,15 @@ async fn the_tray_menu_switches_connectors_and_brings_a_closed_window_back() {
     })
     .await;
 
+    // A size of the user's own, to be remembered.
+    app.client
+        .set_window_size(900, 620)
+        .await
+        .expect("resize the window");
+    wait_until("the window takes the new size", || {
+        app.window_size("Switchboard") == Some((900, 620))
+    })
+    .await;
     app.close_window("Switchboard");
     wait_until(
         "closing the window ends its WebKit processes, not the app",
@@ -392,6 +401,11 @@ async fn the_tray_menu_switches_connectors_and_brings_a_closed_window_back() {
             .iter()
             .any(|p| p.starts_with("WebKitWebProc"))
     })
+    .await;
+    wait_until(
+        "the new window has the size the last one was left at",
+        || app.window_size("Switchboard") == Some((900, 620)),
+    )
     .await;
     tray.click("Quit").await;
     wait_until("Quit ends the app", || {
@@ -414,4 +428,54 @@ async fn wait_until_async<F: std::future::Future<Output = bool>>(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_that_stays_down_is_notified_once_and_so_is_its_recovery() {
+    let _one = ONE_APP_AT_A_TIME.lock().await;
+    let mut fixtures = fleet(2, &knobs()).await.expect("fixture fleet");
+    let home = TempDir::new("notify");
+    registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
+    let launch = Launch {
+        tray_host: true,
+        env: vec![("SWITCHBOARD_ALERT_SETTLE_MS", "1500".into())],
+        ..Launch::default()
+    };
+    let app = App::start(home, launch).await;
+    let host = app.tray.as_ref().expect("a notification server");
+    app.wait_text("#summary", "both connect", |t| t == "2/2 healthy")
+        .await;
+
+    let fx2 = fixtures.pop().expect("fx2");
+    let addr = fx2.addr();
+    fx2.stop().await;
+    app.wait_text("#summary", "fx2 goes down", |t| t.contains("fx2 down"))
+        .await;
+    wait_until("a notification says fx2 is down", || {
+        host.notifications()
+            .iter()
+            .any(|(title, _)| title == "fx2 is down")
+    })
+    .await;
+
+    let _back = switchboard_fixture::Fixture::start_on(addr, knobs())
+        .await
+        .expect("fx2 again, on its address");
+    app.click("#sync-now").await;
+    app.wait_text("#summary", "fx2 is back", |t| t == "2/2 healthy")
+        .await;
+    wait_until("a notification says fx2 is back", || {
+        host.notifications()
+            .iter()
+            .any(|(title, _)| title == "fx2 is back")
+    })
+    .await;
+    let shown = host.notifications();
+    assert_eq!(
+        shown.len(),
+        2,
+        "one for the outage, one for the recovery: {shown:?}"
+    );
+    assert!(!shown[0].1.is_empty(), "the outage says why: {shown:?}");
+    app.close().await;
 }

@@ -87,8 +87,11 @@ fn xvfb() -> (Killed, String) {
 #[derive(Default)]
 pub struct Launch {
     pub manifest: Option<String>,
-    /// Give the app a tray host (a private session bus with a StatusNotifierWatcher).
+    /// Give the app a tray host (a private session bus with a StatusNotifierWatcher and a
+    /// notification server).
     pub tray_host: bool,
+    /// More environment for the app.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// One running app, driven through WebDriver. Dropping it ends the session (the driver kills
@@ -155,6 +158,34 @@ impl App {
             todo.extend(parents.get(&pid).cloned().unwrap_or_default());
         }
         names
+    }
+
+    /// The size of the window titled `title` (`None` while there is none), from the X server.
+    pub fn window_size(&self, title: &str) -> Option<(u16, u16)> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
+        let (conn, screen) = x11rb::connect(Some(&self.display)).ok()?;
+        let mut todo = vec![conn.setup().roots[screen].root];
+        while let Some(window) = todo.pop() {
+            let named = conn
+                .get_property(false, window, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|p| p.value == title.as_bytes());
+            let mapped = conn
+                .get_window_attributes(window)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|a| a.map_state == x11rb::protocol::xproto::MapState::VIEWABLE);
+            if named && mapped {
+                let geometry = conn.get_geometry(window).ok()?.reply().ok()?;
+                return Some((geometry.width, geometry.height));
+            }
+            if let Ok(tree) = conn.query_tree(window).ok()?.reply() {
+                todo.extend(tree.children);
+            }
+        }
+        None
     }
 
     /// Asks the window titled `title` to close, as a window manager does when its close button
@@ -243,6 +274,7 @@ impl App {
             // No session bus at all: nothing of the user's desktop is reached.
             None => driver.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent"),
         };
+        driver.envs(launch.env.iter().map(|(k, v)| (k, v)));
         match &launch.manifest {
             Some(manifest) => driver.env("SWITCHBOARD_MANIFEST", manifest),
             None => driver.env_remove("SWITCHBOARD_MANIFEST"),

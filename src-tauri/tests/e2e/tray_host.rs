@@ -14,7 +14,51 @@ pub struct TrayHost {
     pub address: String,
     connection: zbus::Connection,
     items: Arc<Mutex<Vec<String>>>,
+    notifications: Arc<Mutex<Vec<(String, String)>>>,
     bus: Child,
+}
+
+/// The desktop's notification server, keeping what it is asked to show.
+struct Notifications {
+    shown: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Notifications {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the method as the spec defines it"
+    )]
+    async fn notify(
+        &self,
+        _app_name: &str,
+        _replaces_id: u32,
+        _app_icon: &str,
+        summary: &str,
+        body: &str,
+        _actions: Vec<String>,
+        _hints: HashMap<String, OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut shown = self.shown.lock().expect("notifications");
+        shown.push((summary.to_string(), body.to_string()));
+        shown.len() as u32
+    }
+
+    async fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".into()]
+    }
+
+    async fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "test".into(),
+            "switchboard".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    async fn close_notification(&self, _id: u32) {}
 }
 
 impl Drop for TrayHost {
@@ -91,6 +135,7 @@ impl TrayHost {
             .expect("dbus-daemon prints its address");
         let address = address.trim().to_string();
         let items = Arc::new(Mutex::new(Vec::new()));
+        let notifications = Arc::new(Mutex::new(Vec::new()));
         let connection = zbus::connection::Builder::address(address.as_str())
             .expect("bus address")
             .name("org.kde.StatusNotifierWatcher")
@@ -102,6 +147,15 @@ impl TrayHost {
                 },
             )
             .expect("watcher object")
+            .name("org.freedesktop.Notifications")
+            .expect("notifications name")
+            .serve_at(
+                "/org/freedesktop/Notifications",
+                Notifications {
+                    shown: notifications.clone(),
+                },
+            )
+            .expect("notifications object")
             .build()
             .await
             .expect("connect to the private bus");
@@ -109,8 +163,14 @@ impl TrayHost {
             address,
             connection,
             items,
+            notifications,
             bus,
         }
+    }
+
+    /// The notifications shown so far, as (summary, body).
+    pub fn notifications(&self) -> Vec<(String, String)> {
+        self.notifications.lock().expect("notifications").clone()
     }
 
     /// The first registered item as (bus name, object path).
