@@ -65,6 +65,9 @@ pub fn run() {
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
         .invoke_handler(handlers())
+        .on_window_event(|window, event| {
+            tracing::debug!(window = window.label(), ?event, "window event");
+        })
         .setup(move |app| {
             let options = daemon_options()?;
             tracing::info!(config_dir = %options.config_dir.display(), "starting");

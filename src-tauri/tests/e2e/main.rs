@@ -377,10 +377,7 @@ async fn the_tray_menu_switches_connectors_and_brings_a_closed_window_back() {
     .await;
 
     // A size of the user's own, to be remembered.
-    app.client
-        .set_window_size(900, 620)
-        .await
-        .expect("resize the window");
+    app.resize_window("Switchboard", 900, 620);
     wait_until("the window takes the new size", || {
         app.window_size("Switchboard") == Some((900, 620))
     })
@@ -394,6 +391,29 @@ async fn the_tray_menu_switches_connectors_and_brings_a_closed_window_back() {
                 && !processes.iter().any(|p| p.starts_with("WebKitWebProc"))
         },
     )
+    .await;
+    // Launching it again (a second instance) opens the first one's window, then exits.
+    let status = app.launch_again().await;
+    assert!(
+        status.success(),
+        "the second instance hands over and exits: {status}"
+    );
+    wait_until("the first instance opens its window", || {
+        app.processes()
+            .iter()
+            .any(|p| p.starts_with("WebKitWebProc"))
+    })
+    .await;
+    wait_until("the window comes back at the size it was left at", || {
+        app.window_size("Switchboard") == Some((900, 620))
+    })
+    .await;
+    app.close_window("Switchboard");
+    wait_until("closed again", || {
+        !app.processes()
+            .iter()
+            .any(|p| p.starts_with("WebKitWebProc"))
+    })
     .await;
     tray.click("Open Switchboard").await;
     wait_until("Open Switchboard makes a new window", || {

@@ -98,6 +98,8 @@ pub struct Launch {
 /// the app), the driver and the X server.
 pub struct App {
     pub client: Client,
+    /// The environment the app runs with.
+    env: Vec<(&'static str, String)>,
     display: String,
     pub config_dir: PathBuf,
     pub tray: Option<TrayHost>,
@@ -160,26 +162,26 @@ impl App {
         names
     }
 
-    /// The size of the window titled `title` (`None` while there is none), from the X server.
-    pub fn window_size(&self, title: &str) -> Option<(u16, u16)> {
+    /// The X connection and the shown (mapped) top-level window titled `title`, if there is one.
+    fn window(&self, title: &str) -> Option<(x11rb::rust_connection::RustConnection, u32)> {
         use x11rb::connection::Connection as _;
-        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _, MapState};
         let (conn, screen) = x11rb::connect(Some(&self.display)).ok()?;
         let mut todo = vec![conn.setup().roots[screen].root];
         while let Some(window) = todo.pop() {
+            // GTK also names an unmapped group-leader window after the app: skip it.
             let named = conn
                 .get_property(false, window, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)
                 .ok()
                 .and_then(|c| c.reply().ok())
                 .is_some_and(|p| p.value == title.as_bytes());
-            let mapped = conn
+            let shown = conn
                 .get_window_attributes(window)
                 .ok()
                 .and_then(|c| c.reply().ok())
-                .is_some_and(|a| a.map_state == x11rb::protocol::xproto::MapState::VIEWABLE);
-            if named && mapped {
-                let geometry = conn.get_geometry(window).ok()?.reply().ok()?;
-                return Some((geometry.width, geometry.height));
+                .is_some_and(|a| a.map_state == MapState::VIEWABLE);
+            if named && shown {
+                return Some((conn, window));
             }
             if let Ok(tree) = conn.query_tree(window).ok()?.reply() {
                 todo.extend(tree.children);
@@ -188,14 +190,48 @@ impl App {
         None
     }
 
-    /// Asks the window titled `title` to close, as a window manager does when its close button
-    /// is clicked (a WM_DELETE_WINDOW message). WebDriver's own close would end the app.
+    /// The size of the shown window titled `title`, from the X server.
+    pub fn window_size(&self, title: &str) -> Option<(u16, u16)> {
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        let (conn, window) = self.window(title)?;
+        let geometry = conn.get_geometry(window).ok()?.reply().ok()?;
+        Some((geometry.width, geometry.height))
+    }
+
+    /// Launches the app binary again, with the same environment, and returns its exit status.
+    pub async fn launch_again(&self) -> std::process::ExitStatus {
+        let mut again = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-app"));
+        again
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = again.spawn().expect("a second instance starts");
+        tokio::time::timeout(DEADLINE, child.wait())
+            .await
+            .expect("the second instance exits")
+            .expect("its status")
+    }
+
+    /// Resizes the shown window titled `title` from outside, as a user dragging its edge does.
+    pub fn resize_window(&self, title: &str, width: u32, height: u32) {
+        use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
+        let (conn, window) = self
+            .window(title)
+            .unwrap_or_else(|| panic!("no window titled {title:?}"));
+        let size = ConfigureWindowAux::new().width(width).height(height);
+        conn.configure_window(window, &size).expect("configure");
+        // A round trip: the server has handled the request before this connection closes.
+        conn.get_input_focus().expect("sync").reply().expect("sync");
+    }
+
+    /// Asks the shown window titled `title` to close, as a window manager does when its close
+    /// button is clicked (a WM_DELETE_WINDOW message). WebDriver's own close would end the app.
     pub fn close_window(&self, title: &str) {
-        use x11rb::connection::Connection as _;
-        use x11rb::protocol::xproto::{
-            AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask,
-        };
-        let (conn, screen) = x11rb::connect(Some(&self.display)).expect("the X display");
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
+        let (conn, window) = self
+            .window(title)
+            .unwrap_or_else(|| panic!("no window titled {title:?}"));
         let atom = |name: &[u8]| {
             conn.intern_atom(false, name)
                 .expect("intern")
@@ -203,38 +239,12 @@ impl App {
                 .expect("atom")
                 .atom
         };
-        let (protocols, delete, net_name, utf8) = (
-            atom(b"WM_PROTOCOLS"),
-            atom(b"WM_DELETE_WINDOW"),
-            atom(b"_NET_WM_NAME"),
-            atom(b"UTF8_STRING"),
-        );
-        let root = conn.setup().roots[screen].root;
-        let mut todo = vec![root];
-        while let Some(window) = todo.pop() {
-            for (property, kind) in [
-                (net_name, utf8),
-                (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),
-            ] {
-                let named = conn
-                    .get_property(false, window, property, kind, 0, 256)
-                    .ok()
-                    .and_then(|c| c.reply().ok())
-                    .is_some_and(|p| p.value == title.as_bytes());
-                if named {
-                    let message =
-                        ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
-                    conn.send_event(false, window, EventMask::NO_EVENT, message)
-                        .expect("send");
-                    conn.flush().expect("flush");
-                    return;
-                }
-            }
-            if let Ok(tree) = conn.query_tree(window).expect("query").reply() {
-                todo.extend(tree.children);
-            }
-        }
-        panic!("no window titled {title:?}");
+        let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
+        let message = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
+        conn.send_event(false, window, EventMask::NO_EVENT, message)
+            .expect("send");
+        // A round trip: the server has handled the request before this connection closes.
+        conn.get_input_focus().expect("sync").reply().expect("sync");
     }
 
     /// Starts the app with `config_dir` as its registry's home (prepared by the test).
@@ -255,30 +265,38 @@ impl App {
                 "--native-port",
                 &free_port().to_string(),
             ])
-            .env("DISPLAY", &display)
             .env_remove("WAYLAND_DISPLAY")
+            .env_remove("SWITCHBOARD_MANIFEST")
             .env("TAURI_WEBVIEW_AUTOMATION", "true")
-            .env("SWITCHBOARD_CONFIG_DIR", &config_dir)
-            .env("SWITCHBOARD_LOG_DIR", home.0.join("logs"))
-            // Window state, WebKit's caches: the test's own, not the user's.
-            .env("XDG_CONFIG_HOME", home.0.join("xdg-config"))
-            .env("XDG_DATA_HOME", home.0.join("xdg-data"))
-            .env("XDG_CACHE_HOME", home.0.join("xdg-cache"))
-            .env("RUST_LOG", "warn,switchboard=info,switchboard_app=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(home.0.join("app.log")).expect("log file"),
             ));
-        match &tray {
-            Some(host) => driver.env("DBUS_SESSION_BUS_ADDRESS", &host.address),
-            // No session bus at all: nothing of the user's desktop is reached.
-            None => driver.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent"),
-        };
-        driver.envs(launch.env.iter().map(|(k, v)| (k, v)));
-        match &launch.manifest {
-            Some(manifest) => driver.env("SWITCHBOARD_MANIFEST", manifest),
-            None => driver.env_remove("SWITCHBOARD_MANIFEST"),
-        };
+        let path = |p: &str| home.0.join(p).display().to_string();
+        let mut env: Vec<(&str, String)> = vec![
+            ("DISPLAY", display.clone()),
+            ("SWITCHBOARD_CONFIG_DIR", config_dir.display().to_string()),
+            ("SWITCHBOARD_LOG_DIR", path("logs")),
+            // Window state, WebKit's caches: the test's own, not the user's.
+            ("XDG_CONFIG_HOME", path("xdg-config")),
+            ("XDG_DATA_HOME", path("xdg-data")),
+            ("XDG_CACHE_HOME", path("xdg-cache")),
+            (
+                "RUST_LOG",
+                "warn,switchboard=info,switchboard_app=debug".into(),
+            ),
+            // Without a tray host, no session bus at all: nothing of the user's desktop is reached.
+            (
+                "DBUS_SESSION_BUS_ADDRESS",
+                tray.as_ref()
+                    .map_or("unix:path=/nonexistent".into(), |host| host.address.clone()),
+            ),
+        ];
+        env.extend(launch.env);
+        if let Some(manifest) = launch.manifest {
+            env.push(("SWITCHBOARD_MANIFEST", manifest));
+        }
+        driver.envs(env.iter().map(|(k, v)| (k, v)));
         let driver = Killed::spawn(&mut driver).unwrap_or_else(|e| {
             panic!(
                 "tauri-driver runs ({e}); install it with ./scripts/install-deps.sh --test or set SWITCHBOARD_TAURI_DRIVER"
@@ -309,6 +327,7 @@ impl App {
         .expect("a WebDriver session");
         App {
             client,
+            env,
             display,
             config_dir,
             tray,
