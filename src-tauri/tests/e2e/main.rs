@@ -8,7 +8,7 @@ mod tray_host;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard_fixture::{Knobs, fleet};
+use switchboard_fixture::{Fixture, Knobs, fleet};
 
 use support::{App, Launch, TempDir, cli, wait_until};
 
@@ -37,6 +37,21 @@ fn registry_with(home: &TempDir, urls: &[String]) {
     }
 }
 
+/// A fleet of `n` fixture servers, all in the registry (fx1, fx2, …), and the app started on it.
+async fn app_on_fleet(tag: &str, n: usize, knobs: Knobs, launch: Launch) -> (App, Vec<Fixture>) {
+    let fixtures = fleet(n, &knobs).await.expect("fixture fleet");
+    let home = TempDir::new(tag);
+    registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
+    (App::start(home, launch).await, fixtures)
+}
+
+fn with_tray_host() -> Launch {
+    Launch {
+        tray_host: true,
+        ..Launch::default()
+    }
+}
+
 /// `servers.json` as JSON, once it exists and parses.
 fn servers_file(app: &App) -> Option<Value> {
     let text = std::fs::read_to_string(app.config_dir.join("servers.json")).ok()?;
@@ -56,14 +71,7 @@ async fn invoke(app: &App, command: &str, args: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connectors_view_follows_the_fleet_and_a_toggle_evicts_the_tools() {
     let _one = ONE_APP_AT_A_TIME.lock().await;
-    let fixtures = fleet(3, &knobs()).await.expect("fixture fleet");
-    let home = TempDir::new("connectors");
-    registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
-    let launch = Launch {
-        tray_host: true,
-        ..Launch::default()
-    };
-    let app = App::start(home, launch).await;
+    let (app, _fixtures) = app_on_fleet("connectors", 3, knobs(), with_tray_host()).await;
     let tray = app.tray.as_ref().expect("a tray host");
 
     app.wait_text("#summary", "all three connect", |t| t == "3/3 healthy")
@@ -172,18 +180,11 @@ async fn a_server_added_in_the_registry_view_connects_and_a_bad_one_is_refused_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latency_view_draws_the_calls_made() {
     let _one = ONE_APP_AT_A_TIME.lock().await;
-    let fixtures = fleet(
-        1,
-        &Knobs {
-            latency: Duration::from_millis(5),
-            ..knobs()
-        },
-    )
-    .await
-    .expect("fixture fleet");
-    let home = TempDir::new("latency");
-    registry_with(&home, &[fixtures[0].url()]);
-    let app = App::start(home, Launch::default()).await;
+    let slow = Knobs {
+        latency: Duration::from_millis(5),
+        ..knobs()
+    };
+    let (app, _fixtures) = app_on_fleet("latency", 1, slow, Launch::default()).await;
     app.wait_text("#summary", "fx1 connects", |t| t == "1/1 healthy")
         .await;
 
@@ -332,14 +333,7 @@ fn urlencoding_decode(src: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_menu_switches_connectors_and_brings_a_closed_window_back() {
     let _one = ONE_APP_AT_A_TIME.lock().await;
-    let fixtures = fleet(2, &knobs()).await.expect("fixture fleet");
-    let home = TempDir::new("tray");
-    registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
-    let launch = Launch {
-        tray_host: true,
-        ..Launch::default()
-    };
-    let app = App::start(home, launch).await;
+    let (app, _fixtures) = app_on_fleet("tray", 2, knobs(), with_tray_host()).await;
     let tray = app.tray.as_ref().expect("a tray host");
     app.wait_text("#summary", "both connect", |t| t == "2/2 healthy")
         .await;
@@ -453,15 +447,11 @@ async fn wait_until_async<F: std::future::Future<Output = bool>>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connector_that_stays_down_is_notified_once_and_so_is_its_recovery() {
     let _one = ONE_APP_AT_A_TIME.lock().await;
-    let mut fixtures = fleet(2, &knobs()).await.expect("fixture fleet");
-    let home = TempDir::new("notify");
-    registry_with(&home, &fixtures.iter().map(|f| f.url()).collect::<Vec<_>>());
     let launch = Launch {
-        tray_host: true,
         env: vec![("SWITCHBOARD_ALERT_SETTLE_MS", "1500".into())],
-        ..Launch::default()
+        ..with_tray_host()
     };
-    let app = App::start(home, launch).await;
+    let (app, mut fixtures) = app_on_fleet("notify", 2, knobs(), launch).await;
     let host = app.tray.as_ref().expect("a notification server");
     app.wait_text("#summary", "both connect", |t| t == "2/2 healthy")
         .await;
