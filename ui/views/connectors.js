@@ -66,6 +66,7 @@ export function render(overview) {
     const healthyOrOff = c.state === 'healthy' || c.state === 'disabled' || c.state === 'connecting';
     cell(row, 9, healthyOrOff ? '' : (c.reason ?? ''), 'error-cell');
   });
+  $('connectors').hidden = overview.connectors.length === 0;
   $('connectors-empty').hidden = overview.connectors.length > 0 || overview.first_run;
   $('first-run').hidden = !overview.first_run;
   if (overview.first_run && !offered) offerImport();

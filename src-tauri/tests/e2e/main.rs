@@ -489,3 +489,53 @@ async fn a_connector_that_stays_down_is_notified_once_and_so_is_its_recovery() {
     assert!(!shown[0].1.is_empty(), "the outage says why: {shown:?}");
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_first_run_offers_the_servers_another_client_has() {
+    let _one = ONE_APP_AT_A_TIME.lock().await;
+    let fixture = Fixture::start(knobs()).await.expect("fixture");
+    let home = TempDir::new("first-run");
+    let claude = home.0.join("xdg-config/Claude");
+    std::fs::create_dir_all(&claude).expect("Claude's config dir");
+    let config = serde_json::json!({"mcpServers": {"from-claude": {"url": fixture.url()}}});
+    std::fs::write(
+        claude.join("claude_desktop_config.json"),
+        config.to_string(),
+    )
+    .expect("Claude's config");
+    let app = App::start(home, Launch::default()).await;
+
+    let offer = app
+        .wait_text("#first-run-found", "the offer lists what was found", |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert!(
+        offer.contains("1 server in") && offer.contains("claude_desktop_config.json"),
+        "{offer}"
+    );
+    app.screenshot("first-run").await;
+    app.click("#first-run-import").await;
+    app.wait_text("#import-plan", "the preview lists the server", |t| {
+        t.contains("+ add") && t.contains("from-claude")
+    })
+    .await;
+    app.click("#import-apply").await;
+    app.wait_text("#import-result", "the import is done", |t| {
+        t == "Imported 1 server."
+    })
+    .await;
+    app.click("#tab-connectors").await;
+    app.wait_text("#summary", "the imported server connects", |t| {
+        t == "1/1 healthy"
+    })
+    .await;
+    assert!(
+        app.element("#first-run")
+            .await
+            .is_displayed()
+            .await
+            .is_ok_and(|shown| !shown)
+    );
+    app.close().await;
+}

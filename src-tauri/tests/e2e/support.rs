@@ -275,6 +275,8 @@ impl App {
         let path = |p: &str| home.0.join(p).display().to_string();
         let mut env: Vec<(&str, String)> = vec![
             ("DISPLAY", display.clone()),
+            // Other clients' configs (for import) are looked for here, not in the user's home.
+            ("HOME", home.0.display().to_string()),
             ("SWITCHBOARD_CONFIG_DIR", config_dir.display().to_string()),
             ("SWITCHBOARD_LOG_DIR", path("logs")),
             // Window state, WebKit's caches: the test's own, not the user's.
