@@ -9,17 +9,13 @@ mod logs;
 mod tray;
 mod view;
 
-use std::sync::Arc;
-
 use switchboard::daemon::{Daemon, DaemonOptions};
 use tauri::{AppHandle, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
 use tokio::sync::RwLock;
 
-use crate::tray::TrayAction;
-
 /// What the commands reach: the daemon while it runs (`None` once shutting down).
 pub struct AppState {
-    daemon: RwLock<Option<Daemon>>,
+    pub(crate) daemon: RwLock<Option<Daemon>>,
 }
 
 /// Whether the tray icon can be seen; without it, closing the window quits the app.
@@ -74,7 +70,7 @@ pub fn run() {
             let daemon = tauri::async_runtime::block_on(Daemon::start(options))?;
             let follow = live::Sources::of(&daemon);
             app.manage(AppState::new(daemon));
-            let tray = tray_or_none(app.handle(), logs.clone());
+            let tray = tray::install(app.handle(), logs.clone());
             // The icon is kept up to date even unseen: a host may start later.
             let seen = tray.is_some() && tray::host_present();
             if tray.is_some() && !seen {
@@ -120,59 +116,6 @@ fn daemon_options() -> Result<DaemonOptions, Box<dyn std::error::Error>> {
         config_dir,
         manifest: std::env::var("SWITCHBOARD_MANIFEST").ok(),
     })
-}
-
-/// The tray icon, or `None` (logged once) where there is none to be had: the window stays.
-fn tray_or_none<R: Runtime>(
-    app: &AppHandle<R>,
-    logs: Arc<logs::LogDir>,
-) -> Option<tauri::tray::TrayIcon<R>> {
-    // A missing AppIndicator library makes tray creation panic rather than fail.
-    let created = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        tray::create(app, move |app, action| on_tray_action(app, action, &logs))
-    }));
-    match created {
-        Ok(Ok(tray)) => Some(tray),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "no tray icon on this desktop; the window stays available");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(
-                "no tray icon (the AppIndicator library is missing); the window stays available"
-            );
-            None
-        }
-    }
-}
-
-fn on_tray_action<R: Runtime>(app: &AppHandle<R>, action: TrayAction, logs: &logs::LogDir) {
-    match action {
-        TrayAction::SetEnabled(id, enabled) => {
-            let app = app.clone();
-            tauri::async_runtime::spawn(async move {
-                let state = app.state::<AppState>();
-                let daemon = state.daemon.read().await;
-                if let Some(daemon) = daemon.as_ref()
-                    && let Err(error) = daemon.set_enabled(&id, enabled).await
-                {
-                    tracing::warn!(%error, connector = id, "cannot switch from the tray");
-                }
-            });
-        }
-        TrayAction::SyncNow => {
-            let app = app.clone();
-            tauri::async_runtime::spawn(async move {
-                let state = app.state::<AppState>();
-                if let Some(daemon) = state.daemon.read().await.as_ref() {
-                    daemon.engine().recheck_all("asked from the tray").await;
-                }
-            });
-        }
-        TrayAction::Open => open_window(app),
-        TrayAction::OpenLogs => logs.open(),
-        TrayAction::Quit => app.exit(0),
-    }
 }
 
 /// Shows the window, creating it if it was closed (closing destroys it, so an idle tray app

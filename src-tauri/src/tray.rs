@@ -1,6 +1,8 @@
 //! The tray icon: its state, tooltip and menu, computed by plain functions over the engine's
-//! connectors (unit-tested: the menu cannot be clicked through WebDriver), and the glue that
-//! puts them on the icon and turns menu clicks into [`TrayAction`]s.
+//! connectors (unit-tested), and the glue that puts them on the icon and carries out menu clicks
+//! ([`TrayAction`]s).
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use switchboard::engine::ConnectorStatus;
@@ -8,7 +10,11 @@ use switchboard::health::Health;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Runtime};
+
+use tauri::{AppHandle, Manager as _, Runtime};
+
+use crate::AppState;
+use crate::logs::LogDir;
 
 /// The whole fleet at a glance: the tray icon's four states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -269,6 +275,59 @@ pub fn update<R: Runtime>(
     }
     *shown = Some(now);
     Ok(())
+}
+
+/// The tray icon, or `None` (logged once) where there is none to be had: the window stays.
+pub fn install<R: Runtime>(
+    app: &AppHandle<R>,
+    logs: Arc<LogDir>,
+) -> Option<tauri::tray::TrayIcon<R>> {
+    // A missing AppIndicator library makes tray creation panic rather than fail.
+    let created = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        create(app, move |app, action| act(app, action, &logs))
+    }));
+    match created {
+        Ok(Ok(tray)) => Some(tray),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "no tray icon on this desktop; the window stays available");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                "no tray icon (the AppIndicator library is missing); the window stays available"
+            );
+            None
+        }
+    }
+}
+
+fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction, logs: &LogDir) {
+    match action {
+        TrayAction::SetEnabled(id, enabled) => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                let daemon = state.daemon.read().await;
+                if let Some(daemon) = daemon.as_ref()
+                    && let Err(error) = daemon.set_enabled(&id, enabled).await
+                {
+                    tracing::warn!(%error, connector = id, "cannot switch from the tray");
+                }
+            });
+        }
+        TrayAction::SyncNow => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                if let Some(daemon) = state.daemon.read().await.as_ref() {
+                    daemon.engine().recheck_all("asked from the tray").await;
+                }
+            });
+        }
+        TrayAction::Open => crate::open_window(app),
+        TrayAction::OpenLogs => logs.open(),
+        TrayAction::Quit => app.exit(0),
+    }
 }
 
 #[cfg(test)]
