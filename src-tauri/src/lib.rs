@@ -6,6 +6,7 @@
 mod commands;
 mod live;
 mod logs;
+mod software_gl;
 mod tray;
 mod view;
 
@@ -52,6 +53,7 @@ pub fn handlers<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send +
 
 /// Runs the app until Quit. Starts with the window open unless `--hidden` (autostart) is given.
 pub fn run() {
+    software_gl::restart_without_gl();
     let logs = logs::init();
     let hidden = std::env::args().any(|a| a == "--hidden");
     let app = tauri::Builder::default()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_fixture::{Fixture, Knobs, fleet};
 
-use support::{App, Launch, TempDir, cli, wait_until};
+use support::{App, Launch, TempDir, bounded, cli, wait_until};
 
 static ONE_APP_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -62,10 +62,12 @@ fn servers_file(app: &App) -> Option<Value> {
 async fn invoke(app: &App, command: &str, args: Value) -> Value {
     let script = "const [command, args, done] = arguments; \
         window.__TAURI__.core.invoke(command, args).then(done, (e) => done({ failed: e }));";
-    app.client
-        .execute_async(script, vec![command.into(), args])
-        .await
-        .unwrap_or_else(|e| panic!("invoke {command}: {e}"))
+    bounded(
+        "an invoke from the page",
+        app.client.execute_async(script, vec![command.into(), args]),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("invoke {command}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,13 +202,15 @@ async fn the_latency_view_draws_the_calls_made() {
         })
         .await;
         app.fill("#call-args", "{}").await; // also clears the result's wait for the next call
-        app.client
-            .execute(
+        bounded(
+            "clearing the result",
+            app.client.execute(
                 "document.getElementById('call-result').textContent = ''",
                 vec![],
-            )
-            .await
-            .expect("clear the result");
+            ),
+        )
+        .await
+        .expect("clear the result");
     }
     let figure = app
         .element("#charts figure[data-id='fx1'][data-calls='5']")

@@ -198,6 +198,43 @@ impl App {
         Some((geometry.width, geometry.height))
     }
 
+    /// The shown window titled `title` as a PNG, read from the X server: what the user sees.
+    /// (WebDriver's own screenshot asks WebKit for a snapshot, which never answers when WebKit
+    /// draws without OpenGL, as the app has it.)
+    fn window_png(&self, title: &str) -> Vec<u8> {
+        use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
+        let (conn, window) = self
+            .window(title)
+            .unwrap_or_else(|| panic!("no window titled {title:?}"));
+        let geometry = conn
+            .get_geometry(window)
+            .expect("geometry")
+            .reply()
+            .expect("geometry");
+        let (width, height) = (geometry.width, geometry.height);
+        let image = conn
+            .get_image(ImageFormat::Z_PIXMAP, window, 0, 0, width, height, !0)
+            .expect("image")
+            .reply()
+            .expect("image");
+        // Xvfb's 24-bit screen: 32 bits a pixel, blue first.
+        let pixels = usize::from(width) * usize::from(height);
+        assert_eq!(image.data.len(), pixels * 4, "a 32-bit image of the window");
+        let rgb: Vec<u8> = image
+            .data
+            .chunks_exact(4)
+            .flat_map(|bgrx| [bgrx[2], bgrx[1], bgrx[0]])
+            .collect();
+        let mut png = Vec::new();
+        let mut encoder = png::Encoder::new(&mut png, width.into(), height.into());
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().expect("png header");
+        writer.write_image_data(&rgb).expect("png data");
+        writer.finish().expect("png end");
+        png
+    }
+
     /// Launches the app binary again, with the same environment, and returns its exit status.
     pub async fn launch_again(&self) -> std::process::ExitStatus {
         let mut again = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-app"));
@@ -341,7 +378,10 @@ impl App {
 
     /// The text of the first element matching `css`, once there is one.
     pub async fn text(&self, css: &str) -> String {
-        self.element(css).await.text().await.expect("element text")
+        let element = self.element(css).await;
+        bounded("an element's text", element.text())
+            .await
+            .expect("element text")
     }
 
     pub async fn element(&self, css: &str) -> fantoccini::elements::Element {
@@ -354,9 +394,8 @@ impl App {
     }
 
     pub async fn click(&self, css: &str) {
-        self.element(css)
-            .await
-            .click()
+        let element = self.element(css).await;
+        bounded("a click", element.click())
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
@@ -364,18 +403,25 @@ impl App {
     /// Replaces the value of the input or textarea matching `css`.
     pub async fn fill(&self, css: &str, value: &str) {
         let field = self.element(css).await;
-        field.clear().await.expect("clear");
-        field.send_keys(value).await.expect("type");
+        bounded("clearing a field", field.clear())
+            .await
+            .expect("clear");
+        bounded("typing", field.send_keys(value))
+            .await
+            .expect("type");
     }
 
     /// Waits until `check` (given the page's text for `css`) holds.
     pub async fn wait_text(&self, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();
         loop {
-            let text = match self.client.find(Locator::Css(css)).await {
-                Ok(element) => element.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
+            let text =
+                match bounded("finding an element", self.client.find(Locator::Css(css))).await {
+                    Ok(element) => bounded("an element's text", element.text())
+                        .await
+                        .unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
             if check(&text) {
                 return text;
             }
@@ -390,22 +436,32 @@ impl App {
     /// Saves a screenshot of the window as docs/screenshots/NAME.png (the README shows them).
     pub async fn screenshot(&self, name: &str) {
         // The picture lags the DOM: wait until the page has painted two frames since.
-        self.client
-            .execute_async(
+        bounded(
+            "the page paints",
+            self.client.execute_async(
                 "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
                 vec![],
-            )
-            .await
-            .expect("the page paints");
-        let png = self.client.screenshot().await.expect("screenshot");
+            ),
+        )
+        .await
+        .expect("the page paints");
+        let png = self.window_png("Switchboard");
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
     pub async fn close(self) {
-        let _ = self.client.close().await;
+        let _ = tokio::time::timeout(DEADLINE, self.client.close()).await;
     }
+}
+
+/// Awaits one WebDriver command, or panics naming `what`: a page that stops answering fails the
+/// test instead of hanging it.
+pub async fn bounded<T>(what: &str, command: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, command)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {DEADLINE:?}"))
 }
 
 /// Waits until `check` holds, polling every 100 ms, or panics naming `what`.
