@@ -20,6 +20,9 @@ use crate::registry::{FlushObserver, Registry, RegistryError, RegistryOptions};
 use crate::session::{HttpClientError, http_client};
 use crate::sync::CallError;
 
+/// A tool's answer, as its server gave it (the UI shows it whole).
+pub use rmcp::model::CallToolResult;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -372,7 +375,7 @@ impl Daemon {
         &self,
         qualified: &str,
         arguments: serde_json::Value,
-    ) -> Result<serde_json::Value, DaemonError> {
+    ) -> Result<CallToolResult, DaemonError> {
         let arguments = match arguments {
             serde_json::Value::Null => None,
             serde_json::Value::Object(map) => Some(map),
@@ -383,8 +386,7 @@ impl Daemon {
                 });
             }
         };
-        let result = self.engine.call(qualified, arguments).await?;
-        serde_json::to_value(result).map_err(|e| DaemonError::Http(e.to_string()))
+        Ok(self.engine.call(qualified, arguments).await?)
     }
 
     /// The Latency view's chart of `connector`'s calls so far.

@@ -1,15 +1,32 @@
-//! The commands the window may call (and nothing else: see `capabilities/default.json`). Each
-//! delegates to the engine and maps its error to `{code, message}` once, here.
+//! The commands the window may call (and nothing else: see `capabilities/default.json`), served
+//! in the tray process for the window process (see [`crate::link`]). Each delegates to the
+//! engine and maps its error to `{code, message}` once, here.
 
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard::daemon::{Daemon, DaemonError};
 use switchboard::import::ImportSource;
-use tauri::State;
 use tokio::sync::RwLockReadGuard;
 
 use crate::AppState;
-use crate::view::{self, ImportItem, Overview, RegistryEntry, ToolView};
+use crate::view;
+
+/// Every command the window may call; build.rs grants the same list.
+pub const COMMANDS: &[&str] = &[
+    "overview",
+    "set_enabled",
+    "sync_now",
+    "tools",
+    "call_tool",
+    "latency_svg",
+    "registry_entries",
+    "save_server",
+    "remove_server",
+    "set_manifest",
+    "import_preview",
+    "import_apply",
+];
 
 /// What the UI gets when a command fails; it branches on `code`, shows `message`.
 #[derive(Debug, Serialize)]
@@ -19,6 +36,16 @@ pub struct CommandError {
     /// For `invalid`: which input is wrong (`name`, `entry`).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'static str>,
+}
+
+impl CommandError {
+    fn new(code: &'static str, message: String) -> Self {
+        Self {
+            code,
+            message,
+            field: None,
+        }
+    }
 }
 
 impl From<DaemonError> for CommandError {
@@ -37,113 +64,131 @@ impl From<DaemonError> for CommandError {
 
 type Answer<T> = Result<T, CommandError>;
 
+#[derive(Deserialize)]
+struct SetEnabled {
+    id: String,
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+struct CallTool {
+    tool: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+struct LatencySvg {
+    id: String,
+    #[serde(default)]
+    dark: bool,
+}
+
+#[derive(Deserialize)]
+struct SaveServer {
+    original: Option<String>,
+    name: String,
+    entry: Value,
+}
+
+#[derive(Deserialize)]
+struct Name {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ImportFrom {
+    from: Option<String>,
+}
+
+/// Runs `command` with the page's `args` against the daemon.
+pub async fn dispatch(state: &AppState, command: &str, args: Value) -> Answer<Value> {
+    let daemon = daemon(state).await?;
+    match command {
+        "overview" => reply(view::overview_of(&daemon)),
+        "set_enabled" => {
+            let SetEnabled { id, enabled } = parse(command, args)?;
+            reply(daemon.set_enabled(&id, enabled).await?)
+        }
+        "sync_now" => {
+            daemon.engine().recheck_all("asked from the app").await;
+            reply(())
+        }
+        "tools" => reply(view::tools(&daemon.engine().snapshot())),
+        "call_tool" => {
+            let CallTool { tool, arguments } = parse(command, args)?;
+            reply(daemon.call_tool(&tool, arguments).await?)
+        }
+        "latency_svg" => {
+            let LatencySvg { id, dark } = parse(command, args)?;
+            reply(daemon.latency_svg(&id, dark))
+        }
+        "registry_entries" => reply(view::registry_entries(&daemon.registry().snapshot())),
+        "save_server" => {
+            let SaveServer {
+                original,
+                name,
+                entry,
+            } = parse(command, args)?;
+            reply(
+                daemon
+                    .save_server(original.as_deref(), &name, entry)
+                    .await?,
+            )
+        }
+        "remove_server" => {
+            let Name { name } = parse(command, args)?;
+            reply(daemon.remove_server(&name).await?)
+        }
+        "set_manifest" => {
+            let Manifest { source: manifest } = parse(command, args)?;
+            reply(daemon.set_manifest(manifest.as_deref()).await?)
+        }
+        "import_preview" => {
+            let ImportFrom { from } = parse(command, args)?;
+            let plan = daemon.import_preview(source(from).as_ref())?;
+            reply(view::import_items(&plan))
+        }
+        "import_apply" => {
+            let ImportFrom { from } = parse(command, args)?;
+            reply(daemon.import_apply(source(from).as_ref()).await?)
+        }
+        other => Err(CommandError::new(
+            "unknown_command",
+            format!("no command {other:?}"),
+        )),
+    }
+}
+
 async fn daemon(state: &AppState) -> Answer<RwLockReadGuard<'_, Daemon>> {
-    RwLockReadGuard::try_map(state.daemon.read().await, Option::as_ref).map_err(|_| CommandError {
-        code: "stopped",
-        message: "Switchboard is shutting down".into(),
-        field: None,
-    })
+    RwLockReadGuard::try_map(state.daemon.read().await, Option::as_ref)
+        .map_err(|_| CommandError::new("stopped", "Switchboard is shutting down".into()))
+}
+
+fn parse<T: DeserializeOwned>(command: &str, args: Value) -> Answer<T> {
+    serde_json::from_value(args)
+        .map_err(|e| CommandError::new("bad_arguments", format!("{command}: {e}")))
+}
+
+fn reply(answer: impl Serialize) -> Answer<Value> {
+    serde_json::to_value(answer)
+        .map_err(|e| CommandError::new("internal", format!("the answer cannot be sent: {e}")))
 }
 
 fn source(from: Option<String>) -> Option<ImportSource> {
     from.and_then(|from| from.parse().ok())
 }
 
-#[tauri::command]
-pub async fn overview(state: State<'_, AppState>) -> Answer<Overview> {
-    Ok(view::overview_of(&*daemon(&state).await?))
-}
-
-#[tauri::command]
-pub async fn set_enabled(state: State<'_, AppState>, id: String, enabled: bool) -> Answer<()> {
-    Ok(daemon(&state).await?.set_enabled(&id, enabled).await?)
-}
-
-#[tauri::command]
-pub async fn sync_now(state: State<'_, AppState>) -> Answer<()> {
-    daemon(&state)
-        .await?
-        .engine()
-        .recheck_all("asked from the app")
-        .await;
-    Ok(())
-}
-
-#[tauri::command]
-pub async fn tools(state: State<'_, AppState>) -> Answer<Vec<ToolView>> {
-    Ok(view::tools(&daemon(&state).await?.engine().snapshot()))
-}
-
-#[tauri::command]
-pub async fn call_tool(
-    state: State<'_, AppState>,
-    tool: String,
-    arguments: Value,
-) -> Answer<Value> {
-    Ok(daemon(&state).await?.call_tool(&tool, arguments).await?)
-}
-
-#[tauri::command]
-pub async fn latency_svg(state: State<'_, AppState>, id: String, dark: bool) -> Answer<String> {
-    Ok(daemon(&state).await?.latency_svg(&id, dark))
-}
-
-#[tauri::command]
-pub async fn registry_entries(state: State<'_, AppState>) -> Answer<Vec<RegistryEntry>> {
-    Ok(view::registry_entries(
-        &daemon(&state).await?.registry().snapshot(),
-    ))
-}
-
-#[tauri::command]
-pub async fn save_server(
-    state: State<'_, AppState>,
-    original: Option<String>,
-    name: String,
-    entry: Value,
-) -> Answer<()> {
-    let daemon = daemon(&state).await?;
-    Ok(daemon
-        .save_server(original.as_deref(), &name, entry)
-        .await?)
-}
-
-#[tauri::command]
-pub async fn set_manifest(state: State<'_, AppState>, source: Option<String>) -> Answer<()> {
-    Ok(daemon(&state)
-        .await?
-        .set_manifest(source.as_deref())
-        .await?)
-}
-
-#[tauri::command]
-pub async fn remove_server(state: State<'_, AppState>, name: String) -> Answer<()> {
-    Ok(daemon(&state).await?.remove_server(&name).await?)
-}
-
-#[tauri::command]
-pub async fn import_preview(
-    state: State<'_, AppState>,
-    from: Option<String>,
-) -> Answer<Vec<ImportItem>> {
-    let plan = daemon(&state)
-        .await?
-        .import_preview(source(from).as_ref())?;
-    Ok(view::import_items(&plan))
-}
-
-#[tauri::command]
-pub async fn import_apply(state: State<'_, AppState>, from: Option<String>) -> Answer<usize> {
-    Ok(daemon(&state)
-        .await?
-        .import_apply(source(from).as_ref())
-        .await?)
-}
-
 #[cfg(test)]
 mod tests {
-    //! The commands through Tauri's IPC on the mock runtime (no display), over a real daemon in
-    //! a temp config dir.
+    //! The commands as the page calls them: Tauri's IPC on the mock runtime (no display) in a
+    //! "window" app, up the real line to a "tray" app serving a real daemon in a temp config dir.
+    use std::sync::Arc;
 
     use serde_json::json;
     use switchboard::daemon::DaemonOptions;
@@ -153,9 +198,11 @@ mod tests {
     use tauri::webview::InvokeRequest;
 
     use super::*;
+    use crate::link::{self, Link};
 
     struct Harness {
-        _app: tauri::App<MockRuntime>,
+        tray: tauri::App<MockRuntime>,
+        _window: tauri::App<MockRuntime>,
         webview: tauri::WebviewWindow<MockRuntime>,
         dir: std::path::PathBuf,
     }
@@ -168,16 +215,34 @@ mod tests {
             manifest: None,
         }))
         .expect("daemon");
-        let app = mock_builder()
-            .invoke_handler(crate::handlers())
+        let tray = mock_builder()
             .manage(AppState::new(daemon))
             .build(mock_context(tauri::test::noop_assets()))
-            .expect("mock app");
-        let webview = tauri::WebviewWindowBuilder::new(&app, crate::WINDOW, Default::default())
+            .expect("mock tray app");
+        // The line: what the window process has as stdin/stdout, the tray process as its pipes.
+        let (window_end, tray_end) = tokio::io::duplex(1 << 16);
+        let (from_window, to_window) = tokio::io::split(tray_end);
+        let (down, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tauri::async_runtime::spawn(link::serve(
+            tray.handle().clone(),
+            from_window,
+            to_window,
+            down,
+            outgoing,
+        ));
+        let (from_tray, to_tray) = tokio::io::split(window_end);
+        let (link, _reading) = Link::start(from_tray, to_tray, |_| {});
+        let window = mock_builder()
+            .invoke_handler(crate::window::forward)
+            .manage(Arc::new(link))
+            .build(mock_context(tauri::test::noop_assets()))
+            .expect("mock window app");
+        let webview = tauri::WebviewWindowBuilder::new(&window, crate::WINDOW, Default::default())
             .build()
             .expect("mock window");
         Harness {
-            _app: app,
+            tray,
+            _window: window,
             webview,
             dir,
         }
@@ -256,7 +321,7 @@ mod tests {
         )
         .expect("edited");
         let daemon = tauri::async_runtime::block_on(async {
-            let state = h.webview.state::<AppState>();
+            let state = h.tray.state::<AppState>();
             let daemon = state.daemon.read().await;
             let snapshot = daemon.as_ref().expect("running").registry().snapshot();
             serde_json::to_value(&snapshot.servers).expect("servers")
@@ -266,6 +331,28 @@ mod tests {
             daemon["web"]["headers"]["Authorization"], "Bearer s3cret",
             "{daemon}"
         );
+    }
+
+    #[test]
+    fn arguments_of_the_wrong_shape_are_refused_naming_the_command() {
+        let h = harness("shape");
+        let error = h
+            .invoke("set_enabled", json!({"id": "web", "enabled": "yes"}))
+            .expect_err("refused");
+        assert_eq!(error["code"], "bad_arguments", "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("set_enabled:")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_switchboard_commands_go_up_the_line() {
+        let h = harness("other");
+        h.invoke("shut_down", json!({}))
+            .expect_err("not a command the window has");
     }
 
     #[test]

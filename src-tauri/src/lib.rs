@@ -1,18 +1,23 @@
 //! Switchboard's tray app: the engine ([`Daemon`]) behind a tray icon and a small window.
 //!
-//! [`run`] starts the daemon, the tray and the window; [`live`] carries engine changes to both;
-//! [`commands`] is all the window may call. No business logic lives here: it is in the engine.
+//! [`run`] starts the daemon and the tray, and the [`window`] in a process of its own; [`live`]
+//! carries engine changes to both; [`commands`] is all the window may call, over [`link`]. No
+//! business logic lives here: it is in the engine.
 
 mod commands;
+mod link;
 mod live;
 mod logs;
 mod software_gl;
 mod tray;
 mod view;
+mod window;
 
 use switchboard::daemon::{Daemon, DaemonOptions};
-use tauri::{AppHandle, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, RunEvent, Runtime};
 use tokio::sync::RwLock;
+
+pub use window::{WINDOW, open as open_window};
 
 /// What the commands reach: the daemon while it runs (`None` once shutting down).
 pub struct AppState {
@@ -30,42 +35,20 @@ impl AppState {
     }
 }
 
-/// The window's label; capabilities/default.json grants it the commands.
-pub const WINDOW: &str = "main";
-
-/// Every command the window may call.
-pub fn handlers<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![
-        commands::overview,
-        commands::set_enabled,
-        commands::sync_now,
-        commands::tools,
-        commands::call_tool,
-        commands::latency_svg,
-        commands::registry_entries,
-        commands::save_server,
-        commands::remove_server,
-        commands::set_manifest,
-        commands::import_preview,
-        commands::import_apply,
-    ]
-}
-
 /// Runs the app until Quit. Starts with the window open unless `--hidden` (autostart) is given.
 pub fn run() {
     software_gl::restart_without_gl();
     let logs = logs::init();
+    if std::env::args().any(|a| a == window::WINDOW_ARG) {
+        return window::run_window();
+    }
     let hidden = std::env::args().any(|a| a == "--hidden");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             open_window(app);
         }))
-        .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
-        .invoke_handler(handlers())
-        .on_window_event(|window, event| {
-            tracing::debug!(window = window.label(), ?event, "window event");
-        })
+        .manage(window::WindowProcess::default())
         .setup(move |app| {
             let options = daemon_options()?;
             tracing::info!(config_dir = %options.config_dir.display(), "starting");
@@ -100,14 +83,12 @@ pub fn run() {
             std::process::exit(1);
         }
     };
-    app.run(|app, event| match event {
-        // The last window closed: keep running in the tray, if there is one to be seen. Quit
-        // exits with a code.
-        RunEvent::ExitRequested {
-            api, code: None, ..
-        } if app.state::<TrayShown>().0 => api.prevent_exit(),
-        RunEvent::Exit => shut_down(app),
-        _ => {}
+    // No window lives in this process: it runs until Quit (or, with no tray icon to be seen,
+    // until the window process ends).
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            shut_down(app);
+        }
     });
 }
 
@@ -118,25 +99,6 @@ fn daemon_options() -> Result<DaemonOptions, Box<dyn std::error::Error>> {
         config_dir,
         manifest: std::env::var("SWITCHBOARD_MANIFEST").ok(),
     })
-}
-
-/// Shows the window, creating it if it was closed (closing destroys it, so an idle tray app
-/// holds no browser engine).
-pub fn open_window<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(window) = app.get_webview_window(WINDOW) {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
-        return;
-    }
-    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
-        .title("Switchboard")
-        .inner_size(1000.0, 700.0)
-        .min_inner_size(640.0, 420.0)
-        .build();
-    if let Err(error) = built {
-        tracing::error!(%error, "cannot open the window");
-    }
 }
 
 /// Quit: stop the engine (sessions closed, stdio servers stopped) and write pending edits.

@@ -10,7 +10,7 @@ use switchboard::desired::ManifestView;
 use switchboard::engine::{EngineEvent, EngineSnapshot};
 use switchboard::registry::RegistrySnapshot;
 use tauri::tray::TrayIcon;
-use tauri::{AppHandle, Emitter, Runtime};
+use tauri::{AppHandle, Runtime};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::{broadcast, watch};
 
@@ -61,9 +61,7 @@ pub async fn follow<R: Runtime>(
     loop {
         let overview = sources.overview();
         if sent.as_ref() != Some(&overview) {
-            if let Err(error) = app.emit(OVERVIEW_EVENT, &overview) {
-                tracing::debug!(%error, "no window to tell");
-            }
+            crate::window::tell(&app, OVERVIEW_EVENT, &overview);
             if let Some(tray) = &tray
                 && let Err(error) = tray::update(&app, tray, &overview.connectors, &mut shown_tray)
             {

@@ -132,6 +132,34 @@ impl App {
     /// The names of the processes the driver started (the app and its WebKit helpers), as the
     /// kernel shortens them (`WebKitWebProces`).
     pub fn processes(&self) -> Vec<String> {
+        self.descendants()
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect()
+    }
+
+    /// The files the app's own process (not its WebKit helpers) has mapped: its libraries.
+    pub fn app_mapped_files(&self) -> Vec<String> {
+        let Some((pid, _)) = self
+            .descendants()
+            .into_iter()
+            .find(|(_, name)| name == "switchboard-app")
+        else {
+            return Vec::new();
+        };
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let mut files: Vec<String> = maps
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(5))
+            .filter(|path| path.starts_with('/'))
+            .map(String::from)
+            .collect();
+        files.dedup();
+        files
+    }
+
+    /// Every process below the driver, with its name.
+    fn descendants(&self) -> Vec<(u32, String)> {
         let mut parents: std::collections::HashMap<u32, Vec<u32>> = Default::default();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -148,18 +176,18 @@ impl App {
                 parents.entry(ppid).or_default().push(pid);
             }
         }
-        let mut names = Vec::new();
+        let mut found = Vec::new();
         let mut todo = parents
             .get(&self._driver.0.id())
             .cloned()
             .unwrap_or_default();
         while let Some(pid) = todo.pop() {
             if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                names.push(name.trim().to_string());
+                found.push((pid, name.trim().to_string()));
             }
             todo.extend(parents.get(&pid).cloned().unwrap_or_default());
         }
-        names
+        found
     }
 
     /// The X connection and the shown (mapped) top-level window titled `title`, if there is one.
@@ -303,6 +331,8 @@ impl App {
                 &free_port().to_string(),
             ])
             .env_remove("WAYLAND_DISPLAY")
+            // The app decides about OpenGL itself (off): the developer's choice is not the test's.
+            .env_remove("GDK_GL")
             .env_remove("SWITCHBOARD_MANIFEST")
             .env("TAURI_WEBVIEW_AUTOMATION", "true")
             .stdout(Stdio::null())
