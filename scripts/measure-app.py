@@ -1,9 +1,12 @@
 """Measures the tray app (release build) as the README reports it: time from launch to tray
 ready; then, with N healthy fixture connectors, CPU (% of one core) and the summed PSS of all the
 app's processes (the app and its WebKit children) over a window of seconds, once started hidden
-(window closed) and once with the window open. Usage (scripts/measure-app.sh builds and calls
-it): measure-app.py APP CLI FIXTURE [--connectors 20] [--seconds 60]. Prints a table and one JSON
-line. Needs a display: run it under xvfb-run."""
+(window closed), once with the window open, and once with the window opened and then closed
+(its process ended, as closing it does). Usage (scripts/measure-app.sh builds and calls
+it): measure-app.py APP CLI FIXTURE [--tray-watcher BIN] [--connectors 20] [--seconds 60]. With
+a tray watcher (a stand-in for the panel's tray host, on the session bus: run it under
+dbus-run-session) the app keeps running when its window closes, as on a desktop with a tray.
+Prints a table and one JSON line. Needs a display: run it under xvfb-run."""
 
 import argparse
 import json
@@ -67,7 +70,31 @@ def names(pids):
     return sorted(out)
 
 
-def run_app(app, config_dir, log_dir, hidden, connectors, seconds):
+def end_window(root):
+    """Ends the window process below `root` and waits until it is gone."""
+    def windows():
+        found = []
+        for pid in tree(root):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"--window" in f.read().split(b"\0"):
+                        found.append(pid)
+            except OSError:
+                pass
+        return found
+    pids = windows()
+    if not pids:
+        raise SystemExit("no window process to close")
+    for pid in pids:
+        os.kill(pid, 15)
+    deadline = time.monotonic() + 10
+    while windows() or any(n.startswith("WebKit") for n in names(tree(root))):
+        if time.monotonic() > deadline:
+            raise SystemExit("the window process did not end")
+        time.sleep(0.1)
+
+
+def run_app(app, config_dir, log_dir, hidden, connectors, seconds, close_window=False):
     env = dict(os.environ, SWITCHBOARD_CONFIG_DIR=config_dir, SWITCHBOARD_LOG_DIR=log_dir,
                RUST_LOG="warn,switchboard=info,switchboard_app=info")
     env.pop("SWITCHBOARD_MANIFEST", None)
@@ -94,6 +121,9 @@ def run_app(app, config_dir, log_dir, hidden, connectors, seconds):
                 break
         # Keep reading stderr so the app never blocks on a full pipe.
         drain = subprocess.Popen(["cat"], stdin=proc.stderr, stdout=subprocess.DEVNULL)
+        if close_window:
+            time.sleep(5)  # the page loads and asks for what it shows
+            end_window(proc.pid)
         # Warm-up: the web process spends ~2 s of CPU loading the page; idle is what follows.
         time.sleep(10)
         pids = tree(proc.pid)
@@ -126,10 +156,16 @@ def main():
     parser.add_argument("app")
     parser.add_argument("cli")
     parser.add_argument("fixture")
+    parser.add_argument("--tray-watcher")
     parser.add_argument("--connectors", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix="sb-measure-")
+    watcher = None
+    if options.tray_watcher:
+        watcher = subprocess.Popen([options.tray_watcher], stdout=subprocess.PIPE, text=True)
+        if watcher.stdout.readline().strip() != "ready":
+            raise SystemExit("the tray watcher did not start")
     fleet = subprocess.Popen([options.fixture, "--fleet", str(options.connectors)],
                              stdout=subprocess.PIPE, text=True)
     try:
@@ -139,15 +175,19 @@ def main():
             subprocess.run([options.cli, "--config-dir", config, "registry", "add", f"c{i:02}",
                             "--url", url], check=True, stdout=subprocess.DEVNULL)
         results = {}
-        for label, hidden in (("window_closed", True), ("window_open", False)):
+        phases = (("window_closed", True, False), ("window_open", False, False),
+                  ("closed_after_use", False, True))
+        for label, hidden, close_window in phases:
             results[label] = run_app(options.app, config, os.path.join(work, f"logs-{label}"),
-                                     hidden, options.connectors, options.seconds)
+                                     hidden, options.connectors, options.seconds, close_window)
     finally:
         fleet.terminate()
+        if watcher:
+            watcher.terminate()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'':14} {'to tray':>9} {'CPU % core':>11} {'PSS MB mean':>12} {'PSS MB max':>11}  processes")
+    print(f"{'':16} {'to tray':>9} {'CPU % core':>11} {'PSS MB mean':>12} {'PSS MB max':>11}  processes")
     for label, r in results.items():
-        print(f"{label:14} {r['tray_ready_s']:>8.3f}s {r['cpu_percent']:>11.3f} "
+        print(f"{label:16} {r['tray_ready_s']:>8.3f}s {r['cpu_percent']:>11.3f} "
               f"{r['pss_mb_mean']:>12.1f} {r['pss_mb_max']:>11.1f}  {', '.join(r['processes'])}")
     print(json.dumps({"bench": "app", "connectors": options.connectors, "seconds": options.seconds,
                       **{f"{k}_{m}": v for k, r in results.items() for m, v in r.items()

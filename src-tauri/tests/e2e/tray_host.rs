@@ -7,13 +7,14 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use switchboard_fixture::tray_watcher::{TrayWatcher, WATCHER_NAME, WATCHER_PATH};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 
 /// The bus and the watcher; dropping it stops both.
 pub struct TrayHost {
     pub address: String,
     connection: zbus::Connection,
-    items: Arc<Mutex<Vec<String>>>,
+    watcher: TrayWatcher,
     notifications: Arc<Mutex<Vec<(String, String)>>>,
     bus: Child,
 }
@@ -68,45 +69,6 @@ impl Drop for TrayHost {
     }
 }
 
-struct Watcher {
-    items: Arc<Mutex<Vec<String>>>,
-}
-
-#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
-impl Watcher {
-    async fn register_status_notifier_item(
-        &self,
-        service: &str,
-        #[zbus(header)] header: zbus::message::Header<'_>,
-    ) {
-        // Items register by bus name, or (AppIndicator) by object path on their own connection.
-        let sender = header.sender().map(ToString::to_string).unwrap_or_default();
-        let item = if service.starts_with('/') {
-            format!("{sender}{service}")
-        } else {
-            format!("{service}/StatusNotifierItem")
-        };
-        self.items.lock().expect("items").push(item);
-    }
-
-    async fn register_status_notifier_host(&self, _service: &str) {}
-
-    #[zbus(property)]
-    async fn registered_status_notifier_items(&self) -> Vec<String> {
-        self.items.lock().expect("items").clone()
-    }
-
-    #[zbus(property)]
-    async fn is_status_notifier_host_registered(&self) -> bool {
-        true
-    }
-
-    #[zbus(property)]
-    async fn protocol_version(&self) -> i32 {
-        0
-    }
-}
-
 /// One entry of the tray menu as the panel sees it.
 #[derive(Debug, Clone)]
 pub struct MenuEntry {
@@ -134,18 +96,13 @@ impl TrayHost {
             .read_line(&mut address)
             .expect("dbus-daemon prints its address");
         let address = address.trim().to_string();
-        let items = Arc::new(Mutex::new(Vec::new()));
+        let watcher = TrayWatcher::default();
         let notifications = Arc::new(Mutex::new(Vec::new()));
         let connection = zbus::connection::Builder::address(address.as_str())
             .expect("bus address")
-            .name("org.kde.StatusNotifierWatcher")
+            .name(WATCHER_NAME)
             .expect("watcher name")
-            .serve_at(
-                "/StatusNotifierWatcher",
-                Watcher {
-                    items: items.clone(),
-                },
-            )
+            .serve_at(WATCHER_PATH, watcher.clone())
             .expect("watcher object")
             .name("org.freedesktop.Notifications")
             .expect("notifications name")
@@ -162,7 +119,7 @@ impl TrayHost {
         TrayHost {
             address,
             connection,
-            items,
+            watcher,
             notifications,
             bus,
         }
@@ -175,7 +132,7 @@ impl TrayHost {
 
     /// The first registered item as (bus name, object path).
     fn item(&self) -> Option<(String, String)> {
-        let items = self.items.lock().expect("items");
+        let items = self.watcher.items();
         let first = items.first()?;
         let slash = first.find('/')?;
         Some((first[..slash].to_string(), first[slash..].to_string()))
