@@ -65,6 +65,33 @@ pub struct ConnectorSpec {
     pub missing_credential: Option<String>,
 }
 
+/// Whether a connector's secrets are there, never what they are: all the UI is told of them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum Credential {
+    /// It has them: a token (from the keyring or the environment), or header or environment
+    /// values in its registry entry.
+    Set,
+    /// It needs a token that is not there; `variable` is what to set.
+    Unset { variable: String },
+}
+
+impl ConnectorSpec {
+    /// `None` for a connector that asks for no secret.
+    pub fn credential(&self) -> Option<Credential> {
+        if let Some(variable) = &self.missing_credential {
+            return Some(Credential::Unset {
+                variable: variable.clone(),
+            });
+        }
+        let has_secrets = match &self.endpoint {
+            Endpoint::Http { headers, .. } => !headers.is_empty(),
+            Endpoint::Stdio { env, .. } => !env.is_empty(),
+        };
+        has_secrets.then_some(Credential::Set)
+    }
+}
+
 /// The desired set: the manifest's connectors, with the registry's manual toggles applied, and
 /// the registry's own servers. A registry server named like a manifest connector replaces it:
 /// the user's local definition wins.
@@ -129,4 +156,64 @@ pub fn from_registry(registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
             missing_credential: None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(endpoint: Endpoint, missing_credential: Option<&str>) -> ConnectorSpec {
+        ConnectorSpec {
+            id: "wiki".into(),
+            endpoint,
+            enabled: true,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            source: Source::Manifest,
+            missing_credential: missing_credential.map(String::from),
+        }
+    }
+
+    fn http(headers: &[(&str, &str)]) -> Endpoint {
+        Endpoint::Http {
+            url: "https://wiki.example/mcp".into(),
+            kind: None,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_credential_is_told_as_set_or_unset_and_never_shown() {
+        let set = spec(http(&[("Authorization", "Bearer s3cret")]), None);
+        assert_eq!(set.credential(), Some(Credential::Set));
+        let told = serde_json::to_string(&set.credential()).expect("json");
+        assert_eq!(told, r#"{"state":"set"}"#);
+
+        let unset = spec(http(&[]), Some("WIKI_TOKEN"));
+        assert_eq!(
+            unset.credential(),
+            Some(Credential::Unset {
+                variable: "WIKI_TOKEN".into()
+            })
+        );
+
+        assert_eq!(spec(http(&[]), None).credential(), None);
+        let stdio = |env: &[(&str, &str)]| Endpoint::Stdio {
+            command: "server".into(),
+            args: vec![],
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: None,
+        };
+        assert_eq!(spec(stdio(&[]), None).credential(), None);
+        assert_eq!(
+            spec(stdio(&[("GITHUB_TOKEN", "x")]), None).credential(),
+            Some(Credential::Set)
+        );
+    }
 }

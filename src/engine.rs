@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::full_jitter;
 use crate::catalog::{Catalog, split_qualified};
-use crate::connector::{ConnectorSpec, Source};
+use crate::connector::{ConnectorSpec, Credential, Source};
 use crate::health::Health;
 use crate::metrics::{LatencySummary, Metrics, TOOL_ERROR};
 use crate::session::{Caller, Session, SessionError};
@@ -83,6 +83,8 @@ pub struct ConnectorStatus {
     pub retry_in_ms: Option<u64>,
     /// Calls through the engine, with percentiles, as of this snapshot.
     pub calls: Option<LatencySummary>,
+    /// Whether its secrets are there (`None`: it needs none).
+    pub credential: Option<Credential>,
 }
 
 /// Everything the tray, the window, the CLI and metrics show, as of one moment.
@@ -450,6 +452,7 @@ impl Reconciler {
             attempt: 0,
             retry_in_ms: None,
             calls: None,
+            credential: spec.credential(),
         }
     }
 

@@ -349,6 +349,7 @@ mod tests {
             attempt: 0,
             retry_in_ms: None,
             calls: None,
+            credential: None,
         }
     }
 

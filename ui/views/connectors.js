@@ -19,7 +19,7 @@ function rowFor(tbody, id) {
   for (const row of tbody.rows) if (row.dataset.id === id) return row;
   const row = tbody.insertRow();
   row.dataset.id = id;
-  for (let i = 0; i < 10; i++) row.insertCell();
+  for (let i = 0; i < 11; i++) row.insertCell();
   const toggle = document.createElement('input');
   toggle.type = 'checkbox';
   toggle.className = 'toggle';
@@ -63,8 +63,12 @@ export function render(overview) {
     cell(row, 6, calls ? `${ms(calls.p50_ms)} / ${ms(calls.p95_ms)} / ${ms(calls.p99_ms)}` : '—', 'num');
     cell(row, 7, calls ? `${calls.calls}${calls.errors ? ` (${calls.errors} failed)` : ''}` : '0', 'num');
     cell(row, 8, String(c.tools), 'num tools');
+    // Whether its secrets are there; what they are never reaches the window.
+    const credential = c.credential;
+    cell(row, 9, credential == null ? '—' : credential.state === 'set' ? 'set' : `unset: ${credential.variable}`,
+      'credential').title = credential == null ? 'needs no token' : '';
     const healthyOrOff = c.state === 'healthy' || c.state === 'disabled' || c.state === 'connecting';
-    cell(row, 9, healthyOrOff ? '' : (c.reason ?? ''), 'error-cell');
+    cell(row, 10, healthyOrOff ? '' : (c.reason ?? ''), 'error-cell');
   });
   $('connectors').hidden = overview.connectors.length === 0;
   $('connectors-empty').hidden = overview.connectors.length > 0 || overview.first_run;

@@ -7,7 +7,7 @@ mod tray_host;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchboard_fixture::{Fixture, Knobs, fleet};
 
 use support::{App, Launch, TempDir, bounded, cli, wait_until};
@@ -152,6 +152,27 @@ async fn a_server_added_in_the_registry_view_connects_and_a_bad_one_is_refused_i
     })
     .await;
     app.element("tr[data-id='added'].healthy").await;
+
+    // A server with a token: the window is told it is set, never what it is.
+    let keyed = json!({"url": fixtures[0].url(), "headers": {"Authorization": "Bearer s3cret"}});
+    let saved = invoke(
+        &app,
+        "save_server",
+        json!({"name": "keyed", "entry": keyed}),
+    )
+    .await;
+    assert!(saved.get("failed").is_none(), "{saved}");
+    app.wait_text(
+        "tr[data-id='keyed'] td.credential",
+        "its token shows as set",
+        |t| t == "set",
+    )
+    .await;
+    assert_eq!(app.text("tr[data-id='fx1'] td.credential").await, "—");
+    let page = bounded("the page's text", app.client.source())
+        .await
+        .expect("page source");
+    assert!(!page.contains("s3cret"), "the token reached the window");
 
     app.click("#tab-registry").await;
     app.click("#server-new").await;
