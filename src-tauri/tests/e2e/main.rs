@@ -331,6 +331,13 @@ async fn a_broken_manifest_shows_the_stale_banner_and_another_can_be_chosen() {
             .is_some_and(|f| f["switchboard"]["manifest"] == second.to_str().unwrap_or_default())
     })
     .await;
+    // No tray host on this desktop: the window is the app, and closing it quits.
+    app.close_window("Switchboard");
+    wait_until(
+        "with no tray to come back from, closing the window quits",
+        || !app.processes().iter().any(|p| p == "switchboard-app"),
+    )
+    .await;
     app.close().await;
 }
 
