@@ -5,7 +5,8 @@
 # when everything is already there.
 . "$(dirname "$0")/common.sh"
 
-# The tray app (Tauri 2) links WebKitGTK 4.1 and the AppIndicator tray library.
+# The tray app (Tauri 2) links WebKitGTK 4.1 and the AppIndicator tray library. librsvg2-dev and
+# libxdo-dev, also on Tauri's list, are left out: nothing in this build links them (ldd).
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev)
 # The e2e tests: a private X server, WebKit's WebDriver, and a private session bus for the tray.
