@@ -12,22 +12,6 @@ use tokio::sync::RwLockReadGuard;
 use crate::AppState;
 use crate::view;
 
-/// Every command the window may call; build.rs grants the same list.
-pub const COMMANDS: &[&str] = &[
-    "overview",
-    "set_enabled",
-    "sync_now",
-    "tools",
-    "call_tool",
-    "latency_svg",
-    "registry_entries",
-    "save_server",
-    "remove_server",
-    "set_manifest",
-    "import_preview",
-    "import_apply",
-];
-
 /// What the UI gets when a command fails; it branches on `code`, shows `message`.
 #[derive(Debug, Serialize)]
 pub struct CommandError {

@@ -4,6 +4,7 @@
 //! carries engine changes to both; [`commands`] is all the window may call, over [`link`]. No
 //! business logic lives here: it is in the engine.
 
+mod command_names;
 mod commands;
 mod link;
 mod live;

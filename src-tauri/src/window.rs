@@ -9,7 +9,7 @@ use tauri::ipc::{Invoke, InvokeBody, InvokeError};
 use tauri::{AppHandle, Emitter as _, Manager as _, RunEvent, Runtime, WebviewUrl};
 use tokio::sync::mpsc;
 
-use crate::commands::COMMANDS;
+use crate::command_names::COMMANDS;
 use crate::link::{self, Down, Link};
 
 /// The window's label; capabilities/default.json grants it the commands.
