@@ -221,9 +221,10 @@ mod tests {
             .manage(Arc::new(link))
             .build(mock_context(tauri::test::noop_assets()))
             .expect("mock window app");
-        let webview = tauri::WebviewWindowBuilder::new(&window, crate::WINDOW, Default::default())
-            .build()
-            .expect("mock window");
+        let webview =
+            tauri::WebviewWindowBuilder::new(&window, crate::window::WINDOW, Default::default())
+                .build()
+                .expect("mock window");
         Harness {
             tray,
             _window: window,

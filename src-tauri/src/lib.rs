@@ -18,8 +18,6 @@ use switchboard::daemon::{Daemon, DaemonOptions};
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
 use tokio::sync::RwLock;
 
-pub use window::{WINDOW, open as open_window};
-
 /// What the commands reach: the daemon while it runs (`None` once shutting down).
 pub struct AppState {
     pub(crate) daemon: RwLock<Option<Daemon>>,
@@ -46,7 +44,7 @@ pub fn run() {
     let hidden = std::env::args().any(|a| a == "--hidden");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            open_window(app);
+            window::open(app);
         }))
         .plugin(tauri_plugin_notification::init())
         .manage(window::WindowProcess::default())
@@ -71,7 +69,7 @@ pub fn run() {
             // --hidden (autostart) is honoured even with no tray to be seen: launching the app
             // again opens the window.
             if !hidden {
-                open_window(app.handle());
+                window::open(app.handle());
             }
             Ok(())
         })

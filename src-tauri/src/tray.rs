@@ -324,7 +324,7 @@ fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction, logs: &LogDir) {
                 }
             });
         }
-        TrayAction::Open => crate::open_window(app),
+        TrayAction::Open => crate::window::open(app),
         TrayAction::OpenLogs => logs.open(),
         TrayAction::Quit => app.exit(0),
     }

@@ -138,7 +138,8 @@ impl App {
             .collect()
     }
 
-    /// The files the app's own process (not its WebKit helpers) has mapped: its libraries.
+    /// The files the app's process has mapped: its libraries. Asked when no window is open, so
+    /// the only `switchboard-app` is the tray process (not the window's, nor WebKit's).
     pub fn app_mapped_files(&self) -> Vec<String> {
         let Some((pid, _)) = self
             .descendants()
