@@ -1,15 +1,19 @@
-//! Cold sync of a slow fleet, in parallel and in the old one-at-a-time order, then tool calls
-//! through the engine and through a bare `rmcp` client, side by side in one run.
+//! Cold sync of a slow fleet through the engine (the app's path), in parallel and in the old
+//! one-at-a-time order, then tool calls through the engine and through a bare `rmcp` client,
+//! side by side in one run.
 //!
 //! 50 fixture servers on loopback each add 100 ms to every HTTP request. `ideal_s` is the bound
 //! those set: rounds of `concurrency` connectors, each round costing the HTTP requests one
 //! handshake takes (counted by the servers) times the latency. Connection counts come from the
-//! servers' own accept counters. The calls run twice: with the 100 ms latency, then with none,
-//! where the engine's overhead over a bare client (a few hundred microseconds, inside the timer
-//! jitter of a 100 ms response) can be resolved; the JSON's overhead comes from the second pass.
-//! Prints a table, then one JSON line.
+//! servers' own accept counters, over rounds of one call per connector at +100 ms. The engine's
+//! overhead is then measured paired, with the servers answering at once: the same call through
+//! the engine and through a bare client to the same server, one right after the other (which
+//! goes first alternates), and the percentiles are those of the per-pair differences; once with
+//! one call in flight, once with 16 pairs running at a time. Prints a table, then one JSON line.
 
 use std::sync::atomic::Ordering;
+
+use futures::StreamExt as _;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
@@ -19,13 +23,16 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient};
 use switchboard::connector::{ConnectorSpec, Endpoint, Source};
+use switchboard::engine::{DEFAULT_CONCURRENCY, Engine, EngineOptions};
+use switchboard::health::Health;
 use switchboard::session::http_client;
-use switchboard::sync::{Connected, DEFAULT_CONCURRENCY, SyncOptions, connect_all};
 use switchboard_fixture::{Fixture, Knobs};
 
 const CONNECTORS: usize = 50;
 const LATENCY: Duration = Duration::from_millis(100);
 const CALLS: usize = 1_000;
+/// Pairs (engine call, bare call) for each overhead figure.
+const PAIRS: usize = 2_000;
 
 fn specs(fleet: &[Fixture]) -> Vec<ConnectorSpec> {
     fleet
@@ -85,32 +92,20 @@ async fn main() {
     let http = http_client().expect("HTTP client");
 
     let started = Instant::now();
-    let sequential = connect_all(specs(&fleet), &http, SyncOptions { concurrency: 1 }).await;
+    let (sequential, _desired) = settle(&fleet, http.clone(), 1).await;
     let sequential_s = started.elapsed().as_secs_f64();
-    assert_eq!(
-        sequential.sessions.len(),
-        CONNECTORS,
-        "every connector connects"
-    );
-    sequential.close().await;
+    sequential.shutdown().await;
 
     let (accepted_before, requests_before) = (accepted(&fleet), requests(&fleet));
-    let options = SyncOptions {
-        concurrency: DEFAULT_CONCURRENCY,
-    };
+    let concurrency = DEFAULT_CONCURRENCY;
     // A fresh client, so the cold sync cannot borrow the sequential run's pooled connections.
     let http = http_client().expect("HTTP client");
     let started = Instant::now();
-    let engine = connect_all(specs(&fleet), &http, options).await;
+    let (engine, _desired) = settle(&fleet, http, concurrency).await;
     let parallel_s = started.elapsed().as_secs_f64();
-    assert_eq!(
-        engine.sessions.len(),
-        CONNECTORS,
-        "every connector connects"
-    );
     let handshake_connections = accepted(&fleet) - accepted_before;
     let requests_per_handshake = (requests(&fleet) - requests_before) as f64 / CONNECTORS as f64;
-    let rounds = CONNECTORS.div_ceil(options.concurrency) as f64;
+    let rounds = CONNECTORS.div_ceil(concurrency) as f64;
     let ideal_s = rounds * requests_per_handshake * LATENCY.as_secs_f64();
 
     // The same calls through a bare rmcp client per server, with its own reqwest client.
@@ -135,14 +130,16 @@ async fn main() {
 
     let slow = call_rounds(&fleet, &engine, &bare).await;
     // The overhead is well under the millisecond of timer jitter on each 100 ms response, so it
-    // is resolved in a second pass with the servers answering at once.
+    // is measured with the servers answering at once.
     for fixture in &fleet {
         fixture.set_knobs(|k| k.latency = Duration::ZERO).await;
     }
-    let fast = call_rounds(&fleet, &engine, &bare).await;
-    let overhead = |p: f64| micros(percentile(&fast.engine, p)) - micros(percentile(&fast.bare, p));
+    let accepted_before_pairs = accepted(&fleet);
+    let one = paired_overhead(&engine, &bare, 1).await;
+    let sixteen = paired_overhead(&engine, &bare, 16).await;
+    let new_during_pairs = accepted(&fleet) - accepted_before_pairs;
     let new_per_connector =
-        (slow.new_connections + fast.new_connections) as f64 / (2 * CONNECTORS) as f64;
+        (slow.new_connections + new_during_pairs) as f64 / (2 * CONNECTORS) as f64;
     let per_connector = handshake_connections as f64 / CONNECTORS as f64;
 
     let rows = [
@@ -151,7 +148,7 @@ async fn main() {
             format!("{sequential_s:.3}"),
         ),
         (
-            format!("cold sync, {} at once (s)", options.concurrency),
+            format!("cold sync, {concurrency} at once (s)"),
             format!("{parallel_s:.3}"),
         ),
         ("ideal for that limit (s)".into(), format!("{ideal_s:.3}")),
@@ -164,8 +161,8 @@ async fn main() {
             format!("{per_connector:.2}"),
         ),
         (
-            "new connections during 2 x 1000 calls".into(),
-            (slow.new_connections + fast.new_connections).to_string(),
+            format!("new connections during {CALLS} + {} calls", 4 * PAIRS),
+            (slow.new_connections + new_during_pairs).to_string(),
         ),
     ];
     println!(
@@ -176,16 +173,28 @@ async fn main() {
     for (label, value) in rows {
         println!("{label:<44} {value:>12}");
     }
-    for (phase, calls) in [("+100 ms", &slow), ("+0 ms", &fast)] {
-        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
-            for (path, latencies) in [("engine", &calls.engine), ("bare rmcp", &calls.bare)] {
-                let value = micros(percentile(latencies, p));
-                println!(
-                    "{:<44} {value:>12.0}",
-                    format!("call {label} at {phase}, {path} (µs)")
-                );
-            }
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        for (path, latencies) in [("engine", &slow.engine), ("bare rmcp", &slow.bare)] {
+            let value = micros(percentile(latencies, p));
+            println!(
+                "{:<44} {value:>12.0}",
+                format!("call {label} at +100 ms, {path} (µs)")
+            );
         }
+    }
+    for (in_flight, overhead) in [(1, &one), (16, &sixteen)] {
+        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+            println!(
+                "{:<44} {:>12.0}",
+                format!("engine overhead {label}, {in_flight} in flight (µs)"),
+                overhead.percentile(p)
+            );
+        }
+        println!(
+            "{:<44} {:>12.0}",
+            format!("  bare call p50 alongside, {in_flight} in flight (µs)"),
+            overhead.bare_p50_us
+        );
     }
     let summary = serde_json::json!({
         "bench": "sync",
@@ -198,13 +207,16 @@ async fn main() {
         "vs_ideal": round3(parallel_s / ideal_s),
         "tcp_connections_per_connector": round3(per_connector),
         "new_connections_per_connector_during_calls": round3(new_per_connector),
-        "proxy_overhead_p50_us": overhead(0.5).round(),
-        "proxy_overhead_p99_us": overhead(0.99).round(),
+        "engine_overhead_p50_us": one.percentile(0.5).round(),
+        "engine_overhead_p99_us": one.percentile(0.99).round(),
+        "engine_overhead_16_in_flight_p50_us": sixteen.percentile(0.5).round(),
+        "engine_overhead_16_in_flight_p99_us": sixteen.percentile(0.99).round(),
+        "bare_call_p50_us": one.bare_p50_us.round(),
     });
     for client in bare {
         let _ = client.cancel().await;
     }
-    engine.close().await;
+    engine.shutdown().await;
     println!("{summary}");
 }
 
@@ -218,7 +230,7 @@ struct CallRounds {
 /// Rounds of one call per connector, through the engine and through the bare clients in turn.
 async fn call_rounds(
     fleet: &[Fixture],
-    engine: &Connected,
+    engine: &Engine,
     bare: &[RunningService<RoleClient, ClientConfig>],
 ) -> CallRounds {
     let mut rounds = CallRounds {
@@ -268,6 +280,97 @@ async fn call_rounds(
     rounds.engine.sort();
     rounds.bare.sort();
     rounds
+}
+
+/// The engine over the fleet, connected `concurrency` at a time, once every connector is up;
+/// with the sender of its desired set (the engine stops when that is dropped).
+async fn settle(
+    fleet: &[Fixture],
+    http: reqwest::Client,
+    concurrency: usize,
+) -> (Engine, tokio::sync::watch::Sender<Vec<ConnectorSpec>>) {
+    let (desired, receiver) = tokio::sync::watch::channel(specs(fleet));
+    let options = EngineOptions {
+        concurrency,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::start(receiver, http, options);
+    let snapshot = engine.settled(engine.one_shot_deadline()).await;
+    let healthy = snapshot
+        .connectors
+        .iter()
+        .filter(|c| c.state == Health::Healthy)
+        .count();
+    assert_eq!(healthy, CONNECTORS, "every connector connects");
+    (engine, desired)
+}
+
+/// Per-pair differences (engine call minus bare call to the same server), in µs, sorted.
+struct Overhead {
+    differences: Vec<f64>,
+    bare_p50_us: f64,
+}
+
+impl Overhead {
+    fn percentile(&self, p: f64) -> f64 {
+        let rank = ((self.differences.len() as f64 - 1.0) * p).round() as usize;
+        self.differences[rank.min(self.differences.len() - 1)]
+    }
+}
+
+/// `PAIRS` pairs, `in_flight` at a time, each on its own connector in turn: the same call
+/// through the engine and through the bare client, back to back, the order alternating.
+async fn paired_overhead(
+    engine: &Engine,
+    bare: &[RunningService<RoleClient, ClientConfig>],
+    in_flight: usize,
+) -> Overhead {
+    let pair = |i: usize| async move {
+        let c = i % CONNECTORS;
+        let through_engine = async {
+            let started = Instant::now();
+            let result = engine
+                .call(&format!("c{c:02}.tool_001"), args(i))
+                .await
+                .expect("engine call");
+            assert_eq!(result.is_error, Some(false));
+            started.elapsed()
+        };
+        let direct = async {
+            let mut params = CallToolRequestParams::new("tool_001");
+            if let Some(a) = args(i) {
+                params = params.with_arguments(a);
+            }
+            let started = Instant::now();
+            bare[c].call_tool(params).await.expect("bare call");
+            started.elapsed()
+        };
+        let (engine_took, bare_took) = if i.is_multiple_of(2) {
+            let e = through_engine.await;
+            (e, direct.await)
+        } else {
+            let b = direct.await;
+            (through_engine.await, b)
+        };
+        (micros(engine_took) - micros(bare_took), bare_took)
+    };
+    // Warm-up: first calls pay for lazily built paths on both sides.
+    for i in 0..CONNECTORS {
+        pair(i).await;
+    }
+    let results: Vec<(f64, Duration)> = futures::stream::iter(0..PAIRS)
+        .map(pair)
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let mut differences: Vec<f64> = results.iter().map(|(d, _)| *d).collect();
+    differences.sort_by(f64::total_cmp);
+    let mut bare_took: Vec<Duration> = results.iter().map(|(_, b)| *b).collect();
+    bare_took.sort();
+    Overhead {
+        differences,
+        bare_p50_us: micros(percentile(&bare_took, 0.5)),
+    }
 }
 
 fn round3(x: f64) -> f64 {

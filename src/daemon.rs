@@ -1,27 +1,31 @@
 //! Everything Switchboard runs in the background, as one whole: the registry, the manifest feed,
 //! the engine and their shared metrics. The tray app and `switchboard sync` both run one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::connector::{ConnectorSpec, Source};
-use crate::desired::{self, ManifestView};
-use crate::engine::{Engine, EngineOptions};
+use crate::desired::{self, FeedOptions, ManifestSourceError, ManifestView};
+use crate::engine::{CallError, Engine, EngineOptions, EngineSnapshot};
 use crate::import::{self, ImportError, ImportPlan, ImportSource, Places};
 use crate::latency_chart::{self, Theme};
-use crate::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource};
+use crate::manifest::loader::ManifestSource;
 use crate::metrics::Metrics;
 use crate::registry::Edit;
 use crate::registry::model::{ServerEntry, ServerName};
 use crate::registry::{FlushObserver, Registry, RegistryError, RegistryOptions};
 use crate::session::{HttpClientError, http_client};
-use crate::sync::CallError;
 
 /// A tool's answer, as its server gave it (the UI shows it whole).
 pub use rmcp::model::CallToolResult;
+
+/// The longest a one-shot run waits for the manifest's first refresh (the loader gives up
+/// well before: its retries are bounded in number and time).
+const MANIFEST_WAIT: Duration = Duration::from_secs(60);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -39,8 +43,8 @@ pub struct DaemonOptions {
 pub enum DaemonError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("manifest {location}: {reason}")]
-    Manifest { location: String, reason: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestSourceError),
     #[error("{0}")]
     Http(String),
     #[error("no connector named {0:?}")]
@@ -62,7 +66,7 @@ impl DaemonError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Registry(e) => e.code(),
-            Self::Manifest { .. } => "manifest",
+            Self::Manifest(_) => "manifest",
             Self::Http(_) => "http",
             Self::UnknownConnector(_) => "unknown_connector",
             Self::Invalid { .. } => "invalid",
@@ -92,104 +96,11 @@ pub struct Daemon {
     engine: Engine,
     specs: watch::Receiver<Vec<ConnectorSpec>>,
     manifest: watch::Receiver<Option<ManifestView>>,
+    default_manifest: Option<String>,
     stop: CancellationToken,
     /// Stops the feed if the daemon is dropped without a shutdown.
     _stop_on_drop: tokio_util::sync::DropGuard,
-    feeds: tokio::task::JoinHandle<()>,
-}
-
-/// One desired-set feed, for one manifest source.
-struct Feed {
-    source: Option<String>,
-    specs: watch::Receiver<Vec<ConnectorSpec>>,
-    views: watch::Receiver<Option<ManifestView>>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// What a feed needs besides its source.
-#[derive(Clone)]
-struct FeedContext {
-    registry: Registry,
-    config_dir: PathBuf,
-    http: reqwest::Client,
-    metrics: Arc<Metrics>,
-}
-
-impl FeedContext {
-    fn start(&self, source: Option<String>) -> Result<Feed, DaemonError> {
-        let loader = source
-            .as_deref()
-            .map(|source| manifest_loader(&self.config_dir, source, &self.http))
-            .transpose()?;
-        let stop = CancellationToken::new();
-        let (specs, views, task) = desired::spawn(
-            self.registry.clone(),
-            loader,
-            desired::refresh_interval_from_env(),
-            self.metrics.clone(),
-            stop.clone(),
-        );
-        Ok(Feed {
-            source,
-            specs,
-            views,
-            stop,
-            task,
-        })
-    }
-}
-
-impl Feed {
-    async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
-    }
-}
-
-/// Passes the current feed's desired set and manifest view on, and replaces the feed when the
-/// registry's manifest setting changes, so the engine follows one channel throughout.
-async fn follow_feeds(
-    mut feed: Feed,
-    context: FeedContext,
-    default_manifest: Option<String>,
-    specs_tx: watch::Sender<Vec<ConnectorSpec>>,
-    views_tx: watch::Sender<Option<ManifestView>>,
-    stop: CancellationToken,
-) {
-    let mut settings = context.registry.subscribe();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            changed = feed.specs.changed() => {
-                if changed.is_err() { break }
-                specs_tx.send_replace(feed.specs.borrow_and_update().clone());
-            }
-            changed = feed.views.changed() => {
-                if changed.is_err() { break }
-                views_tx.send_replace(feed.views.borrow_and_update().clone());
-            }
-            changed = settings.changed() => {
-                if changed.is_err() { break }
-                let wanted = settings.borrow_and_update().manifest.clone().or_else(|| default_manifest.clone());
-                if wanted == feed.source {
-                    continue;
-                }
-                match context.start(wanted.clone()) {
-                    Ok(next) => {
-                        tracing::info!(manifest = ?wanted, "following another manifest");
-                        std::mem::replace(&mut feed, next).stop().await;
-                        specs_tx.send_replace(feed.specs.borrow_and_update().clone());
-                        views_tx.send_replace(feed.views.borrow_and_update().clone());
-                    }
-                    // Only a hand-edited file gets here (the app validates first): keep the
-                    // current manifest, say why.
-                    Err(error) => tracing::warn!(%error, "manifest setting not followed"),
-                }
-            }
-        }
-    }
-    feed.stop().await;
+    feed: tokio::task::JoinHandle<()>,
 }
 
 impl Daemon {
@@ -207,40 +118,47 @@ impl Daemon {
             ..RegistryOptions::in_dir(&options.config_dir)
         })
         .await?;
-        let context = FeedContext {
-            registry: registry.clone(),
-            config_dir: options.config_dir.clone(),
-            http: http.clone(),
-            metrics: metrics.clone(),
-        };
-        let source = registry
-            .snapshot()
-            .manifest
-            .clone()
-            .or(options.manifest.clone());
-        let mut feed = context.start(source)?;
-        let (specs_tx, specs) = watch::channel(feed.specs.borrow_and_update().clone());
-        let (views_tx, manifest) = watch::channel(feed.views.borrow_and_update().clone());
         let stop = CancellationToken::new();
-        let feeds = tokio::spawn(follow_feeds(
-            feed,
-            context,
-            options.manifest,
-            specs_tx,
-            views_tx,
+        let feed = desired::spawn(
+            registry.clone(),
+            FeedOptions {
+                config_dir: options.config_dir.clone(),
+                default_manifest: options.manifest.clone(),
+                http: http.clone(),
+                refresh_interval: desired::refresh_interval_from_env(),
+                metrics: metrics.clone(),
+            },
             stop.clone(),
-        ));
-        let engine =
-            Engine::start_with_metrics(specs.clone(), http, EngineOptions::from_env(), metrics);
+        )?;
+        let engine = Engine::start_with_metrics(
+            feed.specs.clone(),
+            http,
+            EngineOptions::from_env(),
+            metrics,
+        );
         Ok(Self {
             registry,
             engine,
-            specs,
-            manifest,
+            specs: feed.specs,
+            manifest: feed.views,
+            default_manifest: options.manifest,
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
-            feeds,
+            feed: feed.task,
         })
+    }
+
+    /// Waits until the manifest (if one is followed) has been refreshed once and the engine has
+    /// settled on the desired set that gives (each bounded: the loader's own tries and
+    /// timeouts, then [`Engine::one_shot_deadline`]); returns the engine's snapshot.
+    pub async fn settled(&self) -> Arc<EngineSnapshot> {
+        let follows_manifest =
+            self.registry.snapshot().manifest.is_some() || self.default_manifest.is_some();
+        if follows_manifest {
+            let mut views = self.manifest.clone();
+            let _ = tokio::time::timeout(MANIFEST_WAIT, views.wait_for(Option::is_some)).await;
+        }
+        self.engine.settled(self.engine.one_shot_deadline()).await
     }
 
     pub fn registry(&self) -> &Registry {
@@ -260,23 +178,24 @@ impl Daemon {
     /// Switches a connector on or off, durably: a registry server's own flag, or for a manifest
     /// connector the registry's manual override.
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), DaemonError> {
-        let source = self
+        let unknown = || DaemonError::UnknownConnector(id.to_string());
+        // A registry server by that name is switched by its own flag; otherwise only a manifest
+        // connector can be meant, switched by the registry's override.
+        if let Ok(name) = ServerName::new(id)
+            && self.registry.snapshot().servers.contains_key(&name)
+        {
+            self.registry.set_enabled(name, enabled).await?;
+            return Ok(());
+        }
+        let in_manifest = self
             .specs
             .borrow()
             .iter()
-            .find(|spec| spec.id == id)
-            .map(|spec| spec.source);
-        match source {
-            Some(Source::Manifest) => {
-                self.registry.set_override(id, Some(enabled)).await?;
-            }
-            Some(Source::Registry) => {
-                let name = ServerName::new(id)
-                    .map_err(|_| DaemonError::UnknownConnector(id.to_string()))?;
-                self.registry.set_enabled(name, enabled).await?;
-            }
-            None => return Err(DaemonError::UnknownConnector(id.to_string())),
+            .any(|spec| spec.id == id && spec.source == Source::Manifest);
+        if !in_manifest {
+            return Err(unknown());
         }
+        self.registry.set_override(id, Some(enabled)).await?;
         Ok(())
     }
 
@@ -400,30 +319,9 @@ impl Daemon {
     /// the registry's pending rewrite.
     pub async fn shutdown(self) -> Result<(), DaemonError> {
         self.stop.cancel();
-        let _ = self.feeds.await;
+        let _ = self.feed.await;
         self.engine.shutdown().await;
         self.registry.close().await?;
         Ok(())
     }
-}
-
-/// A loader for `source` that keeps its last good manifest in the config dir, verifying
-/// signatures with `SWITCHBOARD_MANIFEST_KEY` when set.
-pub fn manifest_loader(
-    dir: &Path,
-    source: &str,
-    http: &reqwest::Client,
-) -> Result<ManifestLoader, DaemonError> {
-    let parsed = ManifestSource::parse(source).map_err(|reason| DaemonError::Manifest {
-        location: source.to_string(),
-        reason,
-    })?;
-    let options = LoaderOptions {
-        key: std::env::var("SWITCHBOARD_MANIFEST_KEY")
-            .ok()
-            .map(String::into_bytes),
-        cache_path: Some(dir.join("manifest-cache.json")),
-        ..LoaderOptions::default()
-    };
-    Ok(ManifestLoader::new(parsed, http.clone(), options))
 }

@@ -2,6 +2,7 @@
 //! manifest is refreshed (when it stops being fresh, at the latest every refresh interval, with
 //! jitter so many machines do not refresh together; after a failure, on a backoff).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connector::{ConnectorSpec, desired_set};
 use crate::manifest::Manifest;
-use crate::manifest::loader::{ManifestLoader, Refresh};
+use crate::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistrySnapshot};
 
 /// Longest wait between manifest refreshes unless `MCP_CONNECTOR_REFRESH_INTERVAL_MS` says.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
@@ -36,18 +37,45 @@ pub fn refresh_interval_from_env() -> Duration {
         .map_or(DEFAULT_REFRESH_INTERVAL, Duration::from_millis)
 }
 
-/// Starts the feed; it runs until `stop` is cancelled.
+/// A manifest source that cannot be followed (not a URL or path the loader takes).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("manifest {location}: {reason}")]
+pub struct ManifestSourceError {
+    pub location: String,
+    pub reason: String,
+}
+
+/// What the feed needs besides the registry.
+#[derive(Clone)]
+pub struct FeedOptions {
+    /// Where the last good manifest is cached.
+    pub config_dir: PathBuf,
+    /// The manifest followed when the registry names none (`SWITCHBOARD_MANIFEST`).
+    pub default_manifest: Option<String>,
+    pub http: reqwest::Client,
+    pub refresh_interval: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The feed's outputs: the desired set, and the manifest as the UI should describe it.
+pub struct FeedHandle {
+    pub specs: watch::Receiver<Vec<ConnectorSpec>>,
+    pub views: watch::Receiver<Option<ManifestView>>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the feed; it runs until `stop` is cancelled. It follows the manifest the registry
+/// names (or the default), switching loaders when that setting changes.
 pub fn spawn(
     registry: Registry,
-    loader: Option<ManifestLoader>,
-    refresh_interval: Duration,
-    metrics: Arc<Metrics>,
+    options: FeedOptions,
     stop: CancellationToken,
-) -> (
-    watch::Receiver<Vec<ConnectorSpec>>,
-    watch::Receiver<Option<ManifestView>>,
-    tokio::task::JoinHandle<()>,
-) {
+) -> Result<FeedHandle, ManifestSourceError> {
+    let source = wanted_source(&registry.snapshot(), &options);
+    let loader = source
+        .as_deref()
+        .map(|source| manifest_loader(&options.config_dir, source, &options.http))
+        .transpose()?;
     let manifest = loader
         .as_ref()
         .and_then(|l| l.current())
@@ -56,24 +84,55 @@ pub fn spawn(
     let (view_tx, views) = watch::channel(None);
     let feed = Feed {
         registry,
+        source,
         loader,
-        refresh_interval,
+        options,
         specs: specs_tx,
         views: view_tx,
         failures: 0,
-        metrics,
     };
-    (specs, views, tokio::spawn(feed.run(stop)))
+    let task = tokio::spawn(feed.run(stop));
+    Ok(FeedHandle { specs, views, task })
+}
+
+/// The manifest to follow: the registry's setting (made in the app) over the default.
+fn wanted_source(registry: &RegistrySnapshot, options: &FeedOptions) -> Option<String> {
+    registry
+        .manifest
+        .clone()
+        .or_else(|| options.default_manifest.clone())
+}
+
+/// A loader for `source` that keeps its last good manifest in the config dir, verifying
+/// signatures with `SWITCHBOARD_MANIFEST_KEY` when set.
+pub fn manifest_loader(
+    dir: &Path,
+    source: &str,
+    http: &reqwest::Client,
+) -> Result<ManifestLoader, ManifestSourceError> {
+    let parsed = ManifestSource::parse(source).map_err(|reason| ManifestSourceError {
+        location: source.to_string(),
+        reason,
+    })?;
+    let options = LoaderOptions {
+        key: std::env::var("SWITCHBOARD_MANIFEST_KEY")
+            .ok()
+            .map(String::into_bytes),
+        cache_path: Some(dir.join("manifest-cache.json")),
+        ..LoaderOptions::default()
+    };
+    Ok(ManifestLoader::new(parsed, http.clone(), options))
 }
 
 struct Feed {
     registry: Registry,
+    /// The source `loader` reads (`None`: no manifest).
+    source: Option<String>,
     loader: Option<ManifestLoader>,
-    refresh_interval: Duration,
+    options: FeedOptions,
     specs: watch::Sender<Vec<ConnectorSpec>>,
     views: watch::Sender<Option<ManifestView>>,
     failures: u32,
-    metrics: Arc<Metrics>,
 }
 
 impl Feed {
@@ -88,20 +147,54 @@ impl Feed {
                     if changed.is_err() {
                         return;
                     }
+                    let registry = changes.borrow_and_update().clone();
+                    if self.follow(&registry) {
+                        refresh_at = tokio::time::Instant::now();
+                    }
                     self.publish();
                 }
                 _ = tokio::time::sleep_until(refresh_at), if self.loader.is_some() => {
-                    refresh_at = tokio::time::Instant::now() + self.refresh().await;
-                    self.publish();
+                    let wait = self.refresh().await;
+                    refresh_at = tokio::time::Instant::now() + wait;
                 }
+            }
+        }
+    }
+
+    /// Switches to the manifest the registry now names, if it names another; returns whether
+    /// it did (the new one is then due for a refresh at once).
+    fn follow(&mut self, registry: &RegistrySnapshot) -> bool {
+        let wanted = wanted_source(registry, &self.options);
+        if wanted == self.source {
+            return false;
+        }
+        let loader = wanted
+            .as_deref()
+            .map(|source| manifest_loader(&self.options.config_dir, source, &self.options.http))
+            .transpose();
+        match loader {
+            Ok(loader) => {
+                tracing::info!(manifest = ?wanted, "following another manifest");
+                self.source = wanted;
+                self.loader = loader;
+                self.failures = 0;
+                self.views.send_replace(None);
+                true
+            }
+            // Only a hand-edited file gets here (the app validates first): keep the current
+            // manifest, say why.
+            Err(error) => {
+                tracing::warn!(%error, "manifest setting not followed");
+                false
             }
         }
     }
 
     /// Refreshes the manifest; returns how long to wait before the next refresh.
     async fn refresh(&mut self) -> Duration {
+        let interval = self.options.refresh_interval.max(MIN_REFRESH_INTERVAL);
         let Some(loader) = &mut self.loader else {
-            return self.refresh_interval;
+            return interval;
         };
         let started = std::time::Instant::now();
         let outcome = loader.refresh().await;
@@ -111,7 +204,8 @@ impl Feed {
             Refresh::Stale(_) => "stale",
             Refresh::Failed(_) => "failed",
         };
-        self.metrics
+        self.options
+            .metrics
             .record_manifest_fetch(result, started.elapsed());
         let wait = match &outcome {
             Refresh::Updated | Refresh::NotModified => {
@@ -120,16 +214,13 @@ impl Feed {
                     .current()
                     .and_then(|s| s.fresh_until.duration_since(SystemTime::now()).ok())
                     .unwrap_or(Duration::ZERO);
-                fresh_for.clamp(
-                    MIN_REFRESH_INTERVAL,
-                    self.refresh_interval.max(MIN_REFRESH_INTERVAL),
-                )
+                fresh_for.clamp(MIN_REFRESH_INTERVAL, interval)
             }
             Refresh::Stale(_) | Refresh::Failed(_) => {
                 self.failures += 1;
                 MIN_REFRESH_INTERVAL
                     .saturating_mul(1 << self.failures.min(6))
-                    .min(self.refresh_interval.max(MIN_REFRESH_INTERVAL))
+                    .min(interval)
             }
         };
         let view = match (&outcome, loader.current()) {
@@ -143,6 +234,8 @@ impl Feed {
             }),
             (_, None) => None,
         };
+        // The desired set first: whoever sees the view can rely on the set having followed.
+        self.publish();
         self.views.send_if_modified(|current| {
             let changed = *current != view;
             *current = view;

@@ -24,7 +24,9 @@ use crate::connector::{ConnectorSpec, Credential, Source};
 use crate::health::Health;
 use crate::metrics::{LatencySummary, Metrics, TOOL_ERROR};
 use crate::session::{Caller, Session, SessionError};
-use crate::sync::{CallError, DEFAULT_CONCURRENCY};
+
+/// Connectors connected at once unless configured otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -42,10 +44,18 @@ pub struct EngineOptions {
 }
 
 impl EngineOptions {
-    /// Defaults, with the concurrency limit from the environment (see [`crate::sync::SyncOptions`]).
+    /// Defaults, with the concurrency limit from the environment:
+    /// `MCP_CONNECTOR_REFRESH_SYNC=true` keeps the replaced system's one-at-a-time order,
+    /// `SWITCHBOARD_SYNC_CONCURRENCY` sets the limit otherwise.
     pub fn from_env() -> Self {
+        let sequential = std::env::var("MCP_CONNECTOR_REFRESH_SYNC").is_ok_and(|v| v == "true");
+        let limit = std::env::var("SWITCHBOARD_SYNC_CONCURRENCY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(DEFAULT_CONCURRENCY);
         Self {
-            concurrency: crate::sync::SyncOptions::from_env().concurrency,
+            concurrency: if sequential { 1 } else { limit },
             ..Self::default()
         }
     }
@@ -94,6 +104,30 @@ pub struct EngineSnapshot {
     pub connectors: Vec<ConnectorStatus>,
     /// Exactly the tools of live connectors.
     pub catalog: Arc<Catalog>,
+    /// The desired set this snapshot reflects (it holds secrets: never shown).
+    desired: Arc<Vec<ConnectorSpec>>,
+}
+
+impl EngineSnapshot {
+    /// Whether every connector has an answer: none is connecting (or re-checking).
+    pub fn is_settled(&self) -> bool {
+        !self
+            .connectors
+            .iter()
+            .any(|c| c.state == Health::Connecting)
+    }
+}
+
+/// Why a call through the engine failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    #[error("{0:?} is not CONNECTOR.TOOL")]
+    UnknownTool(String),
+    #[error("connector {0:?} is not connected")]
+    NotConnected(String),
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 /// A change worth telling about (tray notifications, logs).
@@ -119,6 +153,8 @@ type Callers = Arc<RwLock<HashMap<String, Caller>>>;
 
 /// A handle on the running engine.
 pub struct Engine {
+    desired: watch::Receiver<Vec<ConnectorSpec>>,
+    concurrency: usize,
     commands: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
     snapshots: watch::Receiver<Arc<EngineSnapshot>>,
@@ -141,7 +177,7 @@ impl Engine {
     /// Like [`Engine::start`], measuring into `metrics` (shared with the manifest feed and the
     /// registry, so one endpoint shows them all).
     pub fn start_with_metrics(
-        desired: watch::Receiver<Vec<ConnectorSpec>>,
+        mut desired: watch::Receiver<Vec<ConnectorSpec>>,
         http: reqwest::Client,
         options: EngineOptions,
         metrics: Arc<Metrics>,
@@ -153,7 +189,8 @@ impl Engine {
         let (reports_tx, reports) = mpsc::channel(256);
         let (commands, command_rx) = mpsc::channel(16);
         let (recheck, _) = watch::channel(0u64);
-        let reconciler = Reconciler {
+        let concurrency = options.concurrency;
+        let mut reconciler = Reconciler {
             metrics: metrics.clone(),
             http,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
@@ -169,9 +206,16 @@ impl Engine {
             next_generation: 0,
             recheck,
             settling_since: None,
+            desired: Arc::default(),
         };
-        let task = tokio::spawn(reconciler.run(desired, reports, command_rx, stop.clone()));
+        // Reconciled before the handle is returned, so its first snapshot already shows the
+        // desired set (as connecting): `settled` never mistakes "not started" for "done".
+        let first = desired.borrow_and_update().clone();
+        reconciler.reconcile(first);
+        let task = tokio::spawn(reconciler.run(desired.clone(), reports, command_rx, stop.clone()));
         Self {
+            desired,
+            concurrency,
             commands,
             metrics,
             snapshots,
@@ -190,6 +234,42 @@ impl Engine {
         self.snapshots.clone()
     }
 
+    /// How long a one-shot run waits to settle: every enabled connector's connect timeout, in
+    /// rounds of the concurrency limit, plus a second.
+    pub fn one_shot_deadline(&self) -> Duration {
+        let desired = self.desired.borrow();
+        let enabled: Vec<Duration> = desired
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| s.connect_timeout)
+            .collect();
+        let longest = enabled.iter().max().copied().unwrap_or_default();
+        let rounds = enabled.len().div_ceil(self.concurrency.max(1)) as u32;
+        longest.saturating_mul(rounds.max(1)) + Duration::from_secs(1)
+    }
+
+    /// Waits until the engine has taken in the latest desired set and no connector is
+    /// connecting, or until `deadline` has passed; returns the snapshot as it then is. (A
+    /// one-shot run: `sync --once`, `tools`, `call`.)
+    pub async fn settled(&self, deadline: Duration) -> Arc<EngineSnapshot> {
+        let mut snapshots = self.snapshots.clone();
+        let mut desired = self.desired.clone();
+        let _ = tokio::time::timeout(deadline, async {
+            loop {
+                let current = snapshots.borrow_and_update().clone();
+                if current.is_settled() && *current.desired == *desired.borrow_and_update() {
+                    return;
+                }
+                tokio::select! {
+                    changed = snapshots.changed() => if changed.is_err() { return },
+                    changed = desired.changed() => if changed.is_err() { return },
+                }
+            }
+        })
+        .await;
+        self.snapshot()
+    }
+
     pub fn events(&self) -> broadcast::Receiver<EngineEvent> {
         self.events.subscribe()
     }
@@ -206,11 +286,17 @@ impl Engine {
 
     /// Re-checks every connector now: live ones are probed and shown connecting until they
     /// answer, waiting ones retry at once. ("Sync now"; also done by itself after a sleep.)
+    /// Returns once the snapshot shows it, so a [`Engine::settled`] after it waits for the
+    /// answers.
     pub async fn recheck_all(&self, reason: &str) {
-        let _ = self
+        let (done, marked) = tokio::sync::oneshot::channel();
+        let sent = self
             .commands
-            .send(Command::Recheck(reason.to_string()))
+            .send(Command::Recheck(reason.to_string(), done))
             .await;
+        if sent.is_ok() {
+            let _ = marked.await;
+        }
     }
 
     /// Calls `connector.tool` on its live session, timing it into the metrics.
@@ -251,7 +337,8 @@ impl Engine {
 
 /// What a handle asks of the reconciler.
 enum Command {
-    Recheck(String),
+    /// Re-check every connector; the sender hears once the snapshot shows it.
+    Recheck(String, tokio::sync::oneshot::Sender<()>),
     /// A call was timed: the snapshot's latency figures are behind.
     CallRecorded,
 }
@@ -315,6 +402,8 @@ struct Reconciler {
     recheck: watch::Sender<u64>,
     /// Since when some connector has been connecting, for the sync duration.
     settling_since: Option<std::time::Instant>,
+    /// The desired set last reconciled.
+    desired: Arc<Vec<ConnectorSpec>>,
 }
 
 impl Reconciler {
@@ -325,8 +414,6 @@ impl Reconciler {
         mut commands: mpsc::Receiver<Command>,
         stop: CancellationToken,
     ) {
-        let first = desired.borrow_and_update().clone();
-        self.reconcile(first);
         // The monotonic clock stands still while a laptop sleeps; the wall clock does not.
         let mut clocks = tokio::time::interval(SLEEP_CHECK_EVERY);
         let mut last_tick = (std::time::Instant::now(), std::time::SystemTime::now());
@@ -342,7 +429,10 @@ impl Reconciler {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 Some(command) = commands.recv() => match command {
-                    Command::Recheck(reason) => self.recheck(&reason),
+                    Command::Recheck(reason, done) => {
+                        self.recheck(&reason);
+                        let _ = done.send(());
+                    }
                     Command::CallRecorded => {
                         calls_due.get_or_insert_with(|| tokio::time::Instant::now() + CALLS_PUBLISH_EVERY);
                     }
@@ -395,6 +485,7 @@ impl Reconciler {
 
     fn reconcile(&mut self, specs: Vec<ConnectorSpec>) {
         let before = self.statuses.clone();
+        self.desired = Arc::new(specs.clone());
         let wanted: IndexMap<String, ConnectorSpec> =
             specs.into_iter().map(|s| (s.id.clone(), s)).collect();
         let gone: Vec<String> = self
@@ -653,6 +744,7 @@ impl Reconciler {
         self.publish.send_replace(Arc::new(EngineSnapshot {
             connectors: self.statuses.values().cloned().collect(),
             catalog: Arc::new(catalog),
+            desired: self.desired.clone(),
         }));
     }
 }

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::engine::ConnectorStatus;
 use crate::session::SessionError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,6 +36,11 @@ impl Health {
         }
     }
 
+    /// Whether a connector in this state has a session that takes calls.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Healthy | Self::Degraded)
+    }
+
     /// The state a failed connection attempt leaves a connector in.
     pub fn after_failure(error: &SessionError) -> Self {
         match error {
@@ -51,4 +57,63 @@ impl Health {
             (Self::Healthy, None)
         }
     }
+}
+
+/// The whole fleet at a glance: the tray icon's four states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overall {
+    /// Every enabled connector is healthy.
+    Healthy,
+    /// Some are degraded, down or unauthorized, but not all.
+    Degraded,
+    /// None of the enabled connectors works.
+    Down,
+    /// Nothing enabled, or everything still connecting.
+    Idle,
+}
+
+pub fn overall(connectors: &[ConnectorStatus]) -> Overall {
+    let settled: Vec<Health> = connectors
+        .iter()
+        .map(|c| c.state)
+        .filter(|s| !matches!(s, Health::Disabled | Health::Connecting))
+        .collect();
+    let working = |s: &Health| matches!(s, Health::Healthy | Health::Degraded);
+    if settled.is_empty() {
+        Overall::Idle
+    } else if settled.iter().all(|s| *s == Health::Healthy) {
+        Overall::Healthy
+    } else if !settled.iter().any(working) {
+        Overall::Down
+    } else {
+        Overall::Degraded
+    }
+}
+
+/// One line: "7/8 healthy · wiki unauthorized · crm down", naming at most two problems.
+pub fn summary(connectors: &[ConnectorStatus]) -> String {
+    let enabled: Vec<&ConnectorStatus> = connectors
+        .iter()
+        .filter(|c| c.state != Health::Disabled)
+        .collect();
+    if enabled.is_empty() {
+        return "no connectors enabled".into();
+    }
+    let healthy = enabled
+        .iter()
+        .filter(|c| c.state == Health::Healthy)
+        .count();
+    let mut line = format!("{healthy}/{} healthy", enabled.len());
+    let problems: Vec<&&ConnectorStatus> = enabled
+        .iter()
+        .filter(|c| !matches!(c.state, Health::Healthy | Health::Connecting))
+        .collect();
+    for problem in problems.iter().take(2) {
+        line.push_str(&format!(" · {} {}", problem.id, problem.state.as_str()));
+    }
+    if problems.len() > 2 {
+        line.push_str(&format!(" · +{} more", problems.len() - 2));
+    }
+    line
 }

@@ -41,6 +41,3 @@ pub mod metrics;
 pub mod registry;
 /// One live MCP session per connector over `rmcp`, and the shared HTTP client.
 pub mod session;
-/// One-shot connecting of the desired set in parallel, each connector bounded by its own
-/// deadline (`sync --once`, `tools`, `call`, the benchmark); [`engine`] is the long-running kind.
-pub mod sync;

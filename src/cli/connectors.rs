@@ -1,49 +1,19 @@
 //! `sync`, `tools` and `call`: connect the desired set and report on it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use serde::Serialize;
 use serde_json::Value;
 
 use switchboard::catalog::split_qualified;
-use switchboard::connector::{self, ConnectorSpec};
-use switchboard::daemon::{Daemon, DaemonOptions, manifest_loader};
+use switchboard::daemon::{Daemon, DaemonOptions};
 use switchboard::desired::ManifestView;
-use switchboard::engine::EngineEvent;
-use switchboard::manifest::loader::Refresh;
+use switchboard::engine::{ConnectorStatus, EngineEvent, EngineSnapshot};
+use switchboard::health::Health;
 use switchboard::metrics;
-use switchboard::registry::{Registry, RegistryOptions};
-use switchboard::session::{Session, http_client};
-use switchboard::sync::{Connected, ConnectorReport, SyncOptions, connect_all};
 use tokio_util::sync::CancellationToken;
-
-/// The desired set: the manifest's connectors (when one is given) and the registry's servers.
-/// A manifest that cannot be had is reported on stderr, and the last good one (from the disk
-/// cache) used if there is one.
-async fn desired_set(
-    dir: &Path,
-    manifest: Option<&str>,
-    http: &reqwest::Client,
-) -> Result<Vec<ConnectorSpec>> {
-    let registry = Registry::open(RegistryOptions {
-        watch: false,
-        ..RegistryOptions::in_dir(dir)
-    })
-    .await?;
-    let snapshot = registry.snapshot();
-    registry.close().await?;
-    let Some(source) = manifest else {
-        return Ok(connector::desired_set(None, &snapshot));
-    };
-    let mut loader = manifest_loader(dir, source, http)?;
-    match loader.refresh().await {
-        Refresh::Updated | Refresh::NotModified => {}
-        Refresh::Stale(reason) => eprintln!("manifest: stale, using the last good one ({reason})"),
-        Refresh::Failed(reason) => eprintln!("manifest: unusable, no last good one ({reason})"),
-    }
-    let manifest = loader.current().map(|state| state.manifest.clone());
-    Ok(connector::desired_set(manifest.as_deref(), &snapshot))
-}
 
 /// Runs the engine until interrupted, printing each state change as it happens.
 pub async fn sync_watch(
@@ -181,29 +151,72 @@ fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn connect(dir: &Path, manifest: Option<&str>) -> Result<Connected> {
-    let http = http_client().context("cannot set up the HTTP client")?;
-    let specs = desired_set(dir, manifest, &http).await?;
-    Ok(connect_all(specs, &http, SyncOptions::from_env()).await)
+/// Starts the engine embedded (the registry's servers and, with a manifest, its connectors) and
+/// waits until every connector has an answer.
+async fn settle(dir: &Path, manifest: Option<&str>) -> Result<(Daemon, Arc<EngineSnapshot>)> {
+    let daemon = Daemon::start(DaemonOptions {
+        config_dir: dir.to_path_buf(),
+        manifest: manifest.map(str::to_string),
+    })
+    .await?;
+    let snapshot = daemon.settled().await;
+    if let Some(view) = daemon.manifest().borrow().as_ref()
+        && let Some(reason) = &view.stale
+    {
+        if view.connectors > 0 {
+            eprintln!("manifest: stale, using the last good one ({reason})");
+        } else {
+            eprintln!("manifest: unusable, no last good one ({reason})");
+        }
+    }
+    Ok((daemon, snapshot))
+}
+
+/// One connector's outcome, as `sync --once --json` prints it.
+#[derive(Serialize)]
+struct Report<'a> {
+    id: &'a str,
+    transport: &'a str,
+    state: Health,
+    tools: usize,
+    /// Handshake plus the first tool listing.
+    latency_ms: Option<f64>,
+    error: Option<&'a str>,
+    protocol_version: Option<&'a str>,
+}
+
+impl<'a> From<&'a ConnectorStatus> for Report<'a> {
+    fn from(status: &'a ConnectorStatus) -> Self {
+        Self {
+            id: &status.id,
+            transport: status.transport,
+            state: status.state,
+            tools: status.tools,
+            latency_ms: status.latency_ms,
+            error: status.reason.as_deref(),
+            protocol_version: status.protocol_version.as_deref(),
+        }
+    }
 }
 
 pub async fn sync_once(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
-    let connected = connect(dir, manifest).await?;
-    print_reports(&connected.reports, json)?;
-    connected.close().await;
+    let (daemon, snapshot) = settle(dir, manifest).await?;
+    print_reports(&snapshot.connectors, json)?;
+    daemon.shutdown().await?;
     Ok(())
 }
 
-fn print_reports(reports: &[ConnectorReport], json: bool) -> Result<()> {
+fn print_reports(connectors: &[ConnectorStatus], json: bool) -> Result<()> {
     if json {
-        outln!("{}", serde_json::to_string(reports)?);
+        let reports: Vec<Report> = connectors.iter().map(Report::from).collect();
+        outln!("{}", serde_json::to_string(&reports)?);
         return Ok(());
     }
-    if reports.is_empty() {
+    if connectors.is_empty() {
         outln!("no connectors: add one with `switchboard registry add`");
         return Ok(());
     }
-    let width = reports
+    let width = connectors
         .iter()
         .map(|r| r.id.chars().count())
         .max()
@@ -217,7 +230,7 @@ fn print_reports(reports: &[ConnectorReport], json: bool) -> Result<()> {
         "LATENCY",
         "PROTOCOL"
     );
-    for r in reports {
+    for r in connectors {
         let latency = r
             .latency_ms
             .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
@@ -228,15 +241,15 @@ fn print_reports(reports: &[ConnectorReport], json: bool) -> Result<()> {
             r.tools,
             latency,
             r.protocol_version.as_deref().unwrap_or("-"),
-            r.error.as_deref().unwrap_or("")
+            r.reason.as_deref().unwrap_or("")
         );
     }
     Ok(())
 }
 
 pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
-    let connected = connect(dir, manifest).await?;
-    let catalog = connected.catalog();
+    let (daemon, snapshot) = settle(dir, manifest).await?;
+    let catalog = &snapshot.catalog;
     if json {
         let rows: Vec<Value> = catalog
             .iter()
@@ -255,15 +268,15 @@ pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()>
             outln!("{name}  {}", t.tool.description.as_deref().unwrap_or(""));
         }
     }
-    for report in connected.reports.iter().filter(|r| r.error.is_some()) {
+    for status in snapshot.connectors.iter().filter(|s| s.reason.is_some()) {
         eprintln!(
             "{}: {} ({})",
-            report.id,
-            report.state.as_str(),
-            report.error.as_deref().unwrap_or("")
+            status.id,
+            status.state.as_str(),
+            status.reason.as_deref().unwrap_or("")
         );
     }
-    connected.close().await;
+    daemon.shutdown().await?;
     Ok(())
 }
 
@@ -273,33 +286,34 @@ pub async fn call(
     qualified: &str,
     args: Option<&str>,
 ) -> Result<()> {
-    let (connector_id, tool) = split_qualified(qualified)
+    let (connector_id, _) = split_qualified(qualified)
         .with_context(|| format!("{qualified:?} is not CONNECTOR.TOOL"))?;
     let arguments = match args {
-        None => None,
+        None => Value::Null,
         Some(text) => match serde_json::from_str::<Value>(text).context("--args is not JSON")? {
-            Value::Object(map) => Some(map),
+            object @ Value::Object(_) => object,
             other => bail!("--args must be a JSON object, not {other}"),
         },
     };
-    let http = http_client().context("cannot set up the HTTP client")?;
-    let spec = desired_set(dir, manifest, &http)
-        .await?
-        .into_iter()
-        .find(|s| s.id == connector_id)
-        .with_context(|| format!("no connector {connector_id:?}"))?;
-    if !spec.enabled {
-        bail!("connector {connector_id:?} is disabled");
-    }
-    if let Some(variable) = &spec.missing_credential {
-        bail!("connector {connector_id:?} needs a credential: set {variable}");
-    }
-    let session = Session::open(&spec, &http)
-        .await
-        .with_context(|| format!("cannot connect to {connector_id}"))?;
-    let outcome = session.call(tool, arguments, spec.call_timeout).await;
-    session.close().await;
-    let result = outcome.with_context(|| format!("{qualified} failed"))?;
+    let (daemon, snapshot) = settle(dir, manifest).await?;
+    let outcome = match snapshot.connectors.iter().find(|s| s.id == connector_id) {
+        None => Err(anyhow::anyhow!("no connector {connector_id:?}")),
+        Some(status) if !status.state.is_live() => Err(anyhow::anyhow!(
+            "connector {connector_id:?} is {}{}",
+            status.state.as_str(),
+            status
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )),
+        Some(_) => daemon
+            .call_tool(qualified, arguments)
+            .await
+            .with_context(|| format!("{qualified} failed")),
+    };
+    daemon.shutdown().await?;
+    let result = outcome?;
     outln!("{}", serde_json::to_string(&result)?);
     if result.is_error == Some(true) {
         bail!("{qualified} returned an error result");

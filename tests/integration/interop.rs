@@ -9,7 +9,6 @@ use indexmap::IndexMap;
 use switchboard::connector::{ConnectorSpec, Endpoint, Source};
 use switchboard::health::Health;
 use switchboard::session::http_client;
-use switchboard::sync::{Connected, SyncOptions, connect_all};
 
 use crate::support::*;
 
@@ -58,25 +57,24 @@ fn stdio(command: String, args: &[&str]) -> Endpoint {
 }
 
 /// Connects one connector, checks it is healthy with at least `min_tools`, and probes it.
-async fn connect_healthy(spec: ConnectorSpec, min_tools: usize) -> Connected {
-    let connected = connect_all(
-        vec![spec],
-        &http_client().unwrap(),
-        SyncOptions { concurrency: 1 },
-    )
-    .await;
-    let report = &connected.reports[0];
+async fn connect_healthy(spec: ConnectorSpec, min_tools: usize) -> OneShot {
+    let connected = one_shot(vec![spec], &http_client().unwrap(), 1).await;
+    let report = &connected.reports()[0];
     assert_eq!(report.state, Health::Healthy, "{report:?}");
     assert!(report.tools >= min_tools, "{report:?}");
-    let session = connected.sessions.values().next().unwrap();
-    session
-        .probe(DEADLINE)
-        .await
-        .expect("the server answers a health probe");
+    // A re-check probes the live session (ping, or discover on the new era) and lists again.
+    connected.engine.recheck_all("the test asks").await;
+    let again = connected.engine.settled(DEADLINE).await;
+    assert_eq!(
+        again.connectors[0].state,
+        Health::Healthy,
+        "the server answers a health probe: {:?}",
+        again.connectors[0]
+    );
     connected
 }
 
-async fn echo(connected: &Connected, id: &str) {
+async fn echo(connected: &OneShot, id: &str) {
     let args = serde_json::json!({"message": "hello from switchboard"});
     let result = connected
         .call(&format!("{id}.echo"), args.as_object().cloned())
@@ -155,7 +153,7 @@ async fn server_everything_over_the_legacy_sse_transport_declared_and_detected()
         };
         let connected = connect_healthy(spec("everything", endpoint), 10).await;
         assert_eq!(
-            connected.reports[0].transport,
+            connected.reports()[0].transport,
             if kind.is_some() { "sse" } else { "http" },
             "{label}"
         );

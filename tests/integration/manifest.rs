@@ -10,7 +10,6 @@ use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSourc
 use switchboard::manifest::sign;
 use switchboard::registry::RegistrySnapshot;
 use switchboard::session::http_client;
-use switchboard::sync::{SyncOptions, connect_all};
 use switchboard_fixture::service_map::{ManifestServer, service_map};
 use switchboard_fixture::{Fixture, Knobs};
 
@@ -64,14 +63,9 @@ async fn manifest_connectors_connect_and_refreshes_are_conditional() {
     );
 
     let specs = desired_set(Some(&state.manifest), &RegistrySnapshot::default());
-    let connected = connect_all(
-        specs,
-        &http_client().unwrap(),
-        SyncOptions { concurrency: 16 },
-    )
-    .await;
+    let connected = one_shot(specs, &http_client().unwrap(), 16).await;
     let states: Vec<_> = connected
-        .reports
+        .reports()
         .iter()
         .map(|r| (r.id.as_str(), r.state))
         .collect();
@@ -206,13 +200,8 @@ async fn a_manual_toggle_disables_a_manifest_connector() {
     let registry = open(dir.path()).await;
     registry.set_override("wiki", Some(false)).await.unwrap();
     let specs = desired_set(Some(&manifest), &registry.snapshot());
-    let connected = connect_all(
-        specs,
-        &http_client().unwrap(),
-        SyncOptions { concurrency: 16 },
-    )
-    .await;
-    assert_eq!(connected.reports[0].state, Health::Disabled);
+    let connected = one_shot(specs, &http_client().unwrap(), 16).await;
+    assert_eq!(connected.reports()[0].state, Health::Disabled);
     assert_eq!(
         fixture.accepted_connections(),
         0,

@@ -7,7 +7,6 @@ use indexmap::IndexMap;
 use switchboard::connector::{ConnectorSpec, Endpoint, Source};
 use switchboard::health::Health;
 use switchboard::session::http_client;
-use switchboard::sync::{SyncOptions, connect_all};
 
 use crate::support::*;
 
@@ -68,13 +67,8 @@ async fn a_stdio_server_connects_answers_and_is_stopped_on_close() {
             pid_file.to_str().unwrap(),
         ],
     );
-    let connected = connect_all(
-        vec![spec],
-        &http_client().unwrap(),
-        SyncOptions { concurrency: 4 },
-    )
-    .await;
-    let report = &connected.reports[0];
+    let connected = one_shot(vec![spec], &http_client().unwrap(), 4).await;
+    let report = &connected.reports()[0];
     assert_eq!(report.state, Health::Healthy, "{report:?}");
     assert_eq!(report.tools, 60, "three pages over stdio");
     assert_eq!(report.transport, "stdio");
@@ -148,15 +142,10 @@ async fn a_stdio_server_that_will_not_start_says_why() {
         },
         ..stdio_spec("broken", &[])
     };
-    let connected = connect_all(
-        vec![spec],
-        &http_client().unwrap(),
-        SyncOptions { concurrency: 1 },
-    )
-    .await;
-    let report = &connected.reports[0];
+    let connected = one_shot(vec![spec], &http_client().unwrap(), 1).await;
+    let report = &connected.reports()[0];
     assert_eq!(report.state, Health::Down, "{report:?}");
-    let reason = report.error.as_deref().unwrap();
+    let reason = report.reason.as_deref().unwrap();
     assert!(
         reason.contains("stderr: fatal: GITHUB_TOKEN is not set"),
         "{reason}"

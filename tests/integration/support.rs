@@ -103,3 +103,58 @@ pub fn stderr(out: &Output) -> String {
 pub fn servers_json(dir: &Path) -> PathBuf {
     dir.join("servers.json")
 }
+
+/// A one-shot run, as `sync --once` makes one: the engine over `specs`, awaited until settled.
+pub struct OneShot {
+    pub engine: switchboard::engine::Engine,
+    pub snapshot: std::sync::Arc<switchboard::engine::EngineSnapshot>,
+    /// Keeps the engine running: it stops when its desired set's sender is gone.
+    _desired: tokio::sync::watch::Sender<Vec<switchboard::connector::ConnectorSpec>>,
+}
+
+pub async fn one_shot(
+    specs: Vec<switchboard::connector::ConnectorSpec>,
+    http: &reqwest::Client,
+    concurrency: usize,
+) -> OneShot {
+    let (desired, receiver) = tokio::sync::watch::channel(specs);
+    let options = switchboard::engine::EngineOptions {
+        concurrency,
+        ..Default::default()
+    };
+    let engine = switchboard::engine::Engine::start(receiver, http.clone(), options);
+    let snapshot = engine.settled(engine.one_shot_deadline()).await;
+    assert!(
+        snapshot.is_settled(),
+        "the engine settles within its one-shot deadline: {:?}",
+        snapshot.connectors
+    );
+    OneShot {
+        engine,
+        snapshot,
+        _desired: desired,
+    }
+}
+
+impl OneShot {
+    /// Each connector's status, in the desired set's order.
+    pub fn reports(&self) -> &[switchboard::engine::ConnectorStatus] {
+        &self.snapshot.connectors
+    }
+
+    pub fn catalog(&self) -> &switchboard::catalog::Catalog {
+        &self.snapshot.catalog
+    }
+
+    pub async fn call(
+        &self,
+        qualified: &str,
+        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<rmcp::model::CallToolResult, switchboard::engine::CallError> {
+        self.engine.call(qualified, arguments).await
+    }
+
+    pub async fn close(self) {
+        self.engine.shutdown().await;
+    }
+}

@@ -6,7 +6,6 @@ use indexmap::IndexMap;
 use switchboard::connector::{ConnectorSpec, Endpoint, Source};
 use switchboard::health::Health;
 use switchboard::session::{Session, http_client};
-use switchboard::sync::{SyncOptions, connect_all};
 use switchboard_fixture::{Fixture, Knobs};
 
 use crate::support::*;
@@ -27,8 +26,6 @@ fn spec(id: &str, fixture: &Fixture, connect_timeout: Duration) -> ConnectorSpec
     }
 }
 
-const PARALLEL: SyncOptions = SyncOptions { concurrency: 16 };
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_connects_with_every_tool_listed_across_pages() {
     let mut fixtures = Vec::new();
@@ -48,14 +45,15 @@ async fn a_fleet_connects_with_every_tool_listed_across_pages() {
         .enumerate()
         .map(|(i, f)| spec(&format!("fx{i}"), f, DEADLINE))
         .collect();
-    let connected = connect_all(specs, &http_client().unwrap(), PARALLEL).await;
-    for report in &connected.reports {
+    let connected = one_shot(specs, &http_client().unwrap(), 16).await;
+    for report in connected.reports() {
         assert_eq!(report.state, Health::Healthy, "{report:?}");
         assert!(report.protocol_version.is_some(), "{report:?}");
         assert!(report.latency_ms.is_some(), "{report:?}");
     }
     assert_eq!(
-        connected.reports[3].tools, 120,
+        connected.reports()[3].tools,
+        120,
         "all three pages of tools are listed"
     );
     let catalog = connected.catalog();
@@ -90,14 +88,14 @@ async fn hanging_connectors_cost_only_their_own_timeout() {
         fixtures.push(fixture);
     }
     let started = Instant::now();
-    let connected = connect_all(specs, &http_client().unwrap(), PARALLEL).await;
+    let connected = one_shot(specs, &http_client().unwrap(), 16).await;
     let elapsed = started.elapsed();
-    for (i, report) in connected.reports.iter().enumerate() {
+    for (i, report) in connected.reports().iter().enumerate() {
         if i % 2 == 0 {
             assert_eq!(report.state, Health::Down, "{report:?}");
             assert!(
                 report
-                    .error
+                    .reason
                     .as_deref()
                     .unwrap()
                     .contains("no answer within 2000 ms"),
@@ -140,17 +138,12 @@ async fn the_sequential_fallback_connects_one_at_a_time() {
         .map(|(i, f)| spec(&format!("h{i}"), f, TIMEOUT))
         .collect();
     let started = Instant::now();
-    let connected = connect_all(
-        specs,
-        &http_client().unwrap(),
-        SyncOptions { concurrency: 1 },
-    )
-    .await;
+    let connected = one_shot(specs, &http_client().unwrap(), 1).await;
     assert!(
         started.elapsed() >= TIMEOUT * 3,
         "concurrency 1 must wait for each in turn"
     );
-    assert!(connected.reports.iter().all(|r| r.state == Health::Down));
+    assert!(connected.reports().iter().all(|r| r.state == Health::Down));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,16 +169,16 @@ async fn a_401_is_unauthorized_not_down_and_headers_are_sent() {
         spec("no-token", &guarded, DEADLINE),
         with_token,
     ];
-    let connected = connect_all(specs, &http_client().unwrap(), PARALLEL).await;
-    let states: Vec<Health> = connected.reports.iter().map(|r| r.state).collect();
+    let connected = one_shot(specs, &http_client().unwrap(), 16).await;
+    let states: Vec<Health> = connected.reports().iter().map(|r| r.state).collect();
     assert_eq!(
         states,
         [Health::Unauthorized, Health::Unauthorized, Health::Healthy],
         "{:?}",
-        connected.reports
+        connected.reports()
     );
     assert!(
-        !format!("{:?}", connected.reports).contains("right"),
+        !format!("{:?}", connected.reports()).contains("right"),
         "a token leaked into a report"
     );
     connected.close().await;
@@ -202,21 +195,21 @@ async fn no_tools_is_degraded_and_disabled_is_never_contacted() {
     let off = Fixture::start(Knobs::default()).await.unwrap();
     let mut disabled = spec("off", &off, DEADLINE);
     disabled.enabled = false;
-    let connected = connect_all(
+    let connected = one_shot(
         vec![spec("empty", &empty, DEADLINE), disabled],
         &http_client().unwrap(),
-        PARALLEL,
+        16,
     )
     .await;
-    assert_eq!(connected.reports[0].state, Health::Degraded);
+    assert_eq!(connected.reports()[0].state, Health::Degraded);
     assert!(
-        connected.reports[0]
-            .error
+        connected.reports()[0]
+            .reason
             .as_deref()
             .unwrap()
             .contains("no tools")
     );
-    assert_eq!(connected.reports[1].state, Health::Disabled);
+    assert_eq!(connected.reports()[1].state, Health::Disabled);
     assert_eq!(
         off.accepted_connections(),
         0,
@@ -376,8 +369,8 @@ async fn the_legacy_sse_transport_declared_or_detected() {
         ..spec("old", &fixture, DEADLINE)
     };
     for kind in [Some(switchboard::registry::model::RemoteKind::Sse), None] {
-        let connected = connect_all(vec![sse(kind)], &http_client().unwrap(), PARALLEL).await;
-        let report = &connected.reports[0];
+        let connected = one_shot(vec![sse(kind)], &http_client().unwrap(), 16).await;
+        let report = &connected.reports()[0];
         assert_eq!(report.state, Health::Healthy, "{kind:?}: {report:?}");
         assert_eq!(report.tools, 60, "{kind:?}: pages over SSE");
         let result = connected.call("old.tool_042", None).await.unwrap();
@@ -397,27 +390,29 @@ async fn an_https_server_is_reached_over_http2_on_one_connection() {
     })
     .await
     .unwrap();
-    let untrusted = connect_all(
+    let untrusted = one_shot(
         vec![spec("tls", &fixture, DEADLINE)],
         &http_client().unwrap(),
-        PARALLEL,
+        16,
     )
     .await;
     assert_eq!(
-        untrusted.reports[0].state,
+        untrusted.reports()[0].state,
         Health::Down,
         "a self-signed certificate is not trusted by default"
     );
+    // Its engine would go on retrying (and connecting) in the background.
+    untrusted.close().await;
     let accepted_before = fixture.accepted_connections();
 
     let http =
         switchboard::session::http_client_trusting(fixture.ca_pem().unwrap().as_bytes()).unwrap();
-    let connected = connect_all(vec![spec("tls", &fixture, DEADLINE)], &http, PARALLEL).await;
+    let connected = one_shot(vec![spec("tls", &fixture, DEADLINE)], &http, 16).await;
     assert_eq!(
-        connected.reports[0].state,
+        connected.reports()[0].state,
         Health::Healthy,
         "{:?}",
-        connected.reports[0]
+        connected.reports()[0]
     );
     for _ in 0..10 {
         connected.call("tls.tool_001", None).await.unwrap();
