@@ -45,10 +45,12 @@ enum Command {
     /// List, add, remove, toggle, import and export servers.
     #[command(subcommand)]
     Registry(RegistryCommand),
-    /// Connect every enabled connector (in parallel) and report each one's state.
+    /// Run the daemon: keep every enabled connector connected (in parallel) and print each
+    /// change. With --once: ask the running daemon to re-check every connector (or, with none
+    /// running, connect them here) and report each one's state.
     Sync {
-        /// Connect once, print each connector's state, disconnect and exit. Without it: keep
-        /// every connector connected and print each change until interrupted.
+        /// Report each connector's state once and exit. Without it: be the daemon for this
+        /// config dir until interrupted.
         #[arg(long)]
         once: bool,
         #[command(flatten)]
@@ -60,6 +62,12 @@ enum Command {
         /// e.g. 127.0.0.1:9464).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+    },
+    /// Show the fleet as the tray does: the summary line, then each connector's state.
+    Status {
+        /// Print the whole overview as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// List every tool of every connector, as CONNECTOR.TOOL.
     Tools {
@@ -254,6 +262,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             outln!("removed the token of {connector} from the OS keyring");
             Ok(())
         }
+        Command::Status { json } => connectors::status(&dir, json).await,
         Command::Tools { json, manifest } => {
             connectors::tools(&dir, manifest.manifest.as_deref(), json).await
         }

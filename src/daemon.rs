@@ -161,6 +161,15 @@ impl Daemon {
         self.engine.settled(self.engine.one_shot_deadline()).await
     }
 
+    /// The fleet as the tray, the window and `switchboard status` show it.
+    pub fn overview(&self) -> crate::overview::Overview {
+        crate::overview::overview(
+            &self.engine.snapshot(),
+            &self.registry.snapshot(),
+            self.manifest.borrow().as_ref(),
+        )
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

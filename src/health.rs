@@ -117,3 +117,65 @@ pub fn summary(connectors: &[ConnectorStatus]) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(id: &str, state: Health) -> ConnectorStatus {
+        ConnectorStatus {
+            id: id.into(),
+            source: crate::connector::Source::Registry,
+            transport: "http",
+            state,
+            reason: None,
+            tools: 3,
+            latency_ms: None,
+            protocol_version: None,
+            attempt: 0,
+            retry_in_ms: None,
+            calls: None,
+            credential: None,
+        }
+    }
+
+    #[test]
+    fn the_icon_state_follows_the_fleet() {
+        use Health::*;
+        let fleet = |states: &[Health]| {
+            let connectors: Vec<_> = states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| connector(&format!("c{i}"), *s))
+                .collect();
+            overall(&connectors)
+        };
+        assert_eq!(fleet(&[]), Overall::Idle, "nothing configured");
+        assert_eq!(
+            fleet(&[Disabled, Connecting]),
+            Overall::Idle,
+            "nothing settled"
+        );
+        assert_eq!(fleet(&[Healthy, Healthy, Disabled]), Overall::Healthy);
+        assert_eq!(fleet(&[Healthy, Down]), Overall::Degraded, "partly down");
+        assert_eq!(fleet(&[Healthy, Degraded]), Overall::Degraded);
+        assert_eq!(fleet(&[Down, Unauthorized, Disabled]), Overall::Down);
+    }
+
+    #[test]
+    fn the_summary_names_the_first_problems() {
+        let connectors = [
+            connector("docs", Health::Healthy),
+            connector("wiki", Health::Unauthorized),
+            connector("crm", Health::Down),
+            connector("git", Health::Degraded),
+            connector("off", Health::Disabled),
+        ];
+        assert_eq!(
+            summary(&connectors),
+            "1/4 healthy · wiki unauthorized · crm down · +1 more"
+        );
+        assert_eq!(summary(&connectors[..1]), "1/1 healthy");
+        assert_eq!(summary(&connectors[4..]), "no connectors enabled");
+    }
+}

@@ -17,6 +17,8 @@ pub mod backoff;
 pub mod catalog;
 /// The desired set of connectors, from the registry (and the manifest).
 pub mod connector;
+/// The daemon's door for its clients: answering the wire's requests, the control socket.
+pub mod control;
 /// Connector tokens in the OS keyring.
 pub mod credentials;
 /// The registry, manifest feed and engine running as one (what the app and `sync` run).
@@ -37,7 +39,11 @@ pub mod latency_chart;
 pub mod manifest;
 /// Every call measured: Prometheus series and HDR histograms.
 pub mod metrics;
+/// The daemon's state in the shapes its clients read (overview, tools, registry entries).
+pub mod overview;
 /// The user's server registry: journaled, debounced, locked, watched `servers.json`.
 pub mod registry;
 /// One live MCP session per connector over `rmcp`, and the shared HTTP client.
 pub mod session;
+/// The one typed wire between the daemon and its clients (window process, CLI).
+pub mod wire;

@@ -1,171 +1,16 @@
 //! The commands the window may call (and nothing else: see `capabilities/default.json`), served
-//! in the tray process for the window process (see [`crate::link`]). Each delegates to the
-//! engine and maps its error to `{code, message}` once, here.
+//! in the tray process for the window process (see [`crate::link`]): the wire's requests, each
+//! answered by the engine, failures as the wire's `{code, message, field?}`.
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard::daemon::{Daemon, DaemonError};
-use switchboard::import::ImportSource;
-use tokio::sync::RwLockReadGuard;
+use switchboard::wire::{Request, WireError};
 
 use crate::AppState;
-use crate::view;
 
-/// What the UI gets when a command fails; it branches on `code`, shows `message`.
-#[derive(Debug, Serialize)]
-pub struct CommandError {
-    code: &'static str,
-    message: String,
-    /// For `invalid`: which input is wrong (`name`, `entry`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'static str>,
-}
-
-impl CommandError {
-    fn new(code: &'static str, message: String) -> Self {
-        Self {
-            code,
-            message,
-            field: None,
-        }
-    }
-}
-
-impl From<DaemonError> for CommandError {
-    fn from(error: DaemonError) -> Self {
-        let field = match &error {
-            DaemonError::Invalid { field, .. } => Some(*field),
-            _ => None,
-        };
-        Self {
-            code: error.code(),
-            message: error.to_string(),
-            field,
-        }
-    }
-}
-
-type Answer<T> = Result<T, CommandError>;
-
-#[derive(Deserialize)]
-struct SetEnabled {
-    id: String,
-    enabled: bool,
-}
-
-#[derive(Deserialize)]
-struct CallTool {
-    tool: String,
-    #[serde(default)]
-    arguments: Value,
-}
-
-#[derive(Deserialize)]
-struct LatencySvg {
-    id: String,
-    #[serde(default)]
-    dark: bool,
-}
-
-#[derive(Deserialize)]
-struct SaveServer {
-    original: Option<String>,
-    name: String,
-    entry: Value,
-}
-
-#[derive(Deserialize)]
-struct Name {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    source: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ImportFrom {
-    from: Option<String>,
-}
-
-/// Runs `command` with the page's `args` against the daemon.
-pub async fn dispatch(state: &AppState, command: &str, args: Value) -> Answer<Value> {
-    let daemon = daemon(state).await?;
-    match command {
-        "overview" => reply(view::overview_of(&daemon)),
-        "set_enabled" => {
-            let SetEnabled { id, enabled } = parse(command, args)?;
-            reply(daemon.set_enabled(&id, enabled).await?)
-        }
-        "sync_now" => {
-            daemon.engine().recheck_all("asked from the app").await;
-            reply(())
-        }
-        "tools" => reply(view::tools(&daemon.engine().snapshot())),
-        "call_tool" => {
-            let CallTool { tool, arguments } = parse(command, args)?;
-            reply(daemon.call_tool(&tool, arguments).await?)
-        }
-        "latency_svg" => {
-            let LatencySvg { id, dark } = parse(command, args)?;
-            reply(daemon.latency_svg(&id, dark))
-        }
-        "registry_entries" => reply(view::registry_entries(&daemon.registry().snapshot())),
-        "save_server" => {
-            let SaveServer {
-                original,
-                name,
-                entry,
-            } = parse(command, args)?;
-            reply(
-                daemon
-                    .save_server(original.as_deref(), &name, entry)
-                    .await?,
-            )
-        }
-        "remove_server" => {
-            let Name { name } = parse(command, args)?;
-            reply(daemon.remove_server(&name).await?)
-        }
-        "set_manifest" => {
-            let Manifest { source: manifest } = parse(command, args)?;
-            reply(daemon.set_manifest(manifest.as_deref()).await?)
-        }
-        "import_preview" => {
-            let ImportFrom { from } = parse(command, args)?;
-            let plan = daemon.import_preview(source(from).as_ref())?;
-            reply(view::import_items(&plan))
-        }
-        "import_apply" => {
-            let ImportFrom { from } = parse(command, args)?;
-            reply(daemon.import_apply(source(from).as_ref()).await?)
-        }
-        other => Err(CommandError::new(
-            "unknown_command",
-            format!("no command {other:?}"),
-        )),
-    }
-}
-
-async fn daemon(state: &AppState) -> Answer<RwLockReadGuard<'_, Daemon>> {
-    RwLockReadGuard::try_map(state.daemon.read().await, Option::as_ref)
-        .map_err(|_| CommandError::new("stopped", "Switchboard is shutting down".into()))
-}
-
-fn parse<T: DeserializeOwned>(command: &str, args: Value) -> Answer<T> {
-    serde_json::from_value(args)
-        .map_err(|e| CommandError::new("bad_arguments", format!("{command}: {e}")))
-}
-
-fn reply(answer: impl Serialize) -> Answer<Value> {
-    serde_json::to_value(answer)
-        .map_err(|e| CommandError::new("internal", format!("the answer cannot be sent: {e}")))
-}
-
-fn source(from: Option<String>) -> Option<ImportSource> {
-    from.and_then(|from| from.parse().ok())
+/// Runs `command` with the page's `args` against the daemon: parsed into the wire's
+/// [`Request`], answered by the engine's one door ([`switchboard::control::answer`]).
+pub async fn dispatch(state: &AppState, command: &str, args: Value) -> Result<Value, WireError> {
+    state.daemon.answer(Request::parse(command, args)?).await
 }
 
 #[cfg(test)]
@@ -175,7 +20,7 @@ mod tests {
     use std::sync::Arc;
 
     use serde_json::json;
-    use switchboard::daemon::DaemonOptions;
+    use switchboard::daemon::{Daemon, DaemonOptions};
     use tauri::Manager as _;
     use tauri::ipc::{CallbackFn, InvokeBody};
     use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context};
@@ -307,9 +152,8 @@ mod tests {
         .expect("edited");
         let daemon = tauri::async_runtime::block_on(async {
             let state = h.tray.state::<AppState>();
-            let daemon = state.daemon.read().await;
-            let snapshot = daemon.as_ref().expect("running").registry().snapshot();
-            serde_json::to_value(&snapshot.servers).expect("servers")
+            let daemon = state.daemon.get().await.expect("running");
+            serde_json::to_value(&daemon.registry().snapshot().servers).expect("servers")
         });
         assert_eq!(daemon["web"]["url"], "https://y.example/mcp");
         assert_eq!(
@@ -330,6 +174,32 @@ mod tests {
                 .as_str()
                 .is_some_and(|m| m.starts_with("set_enabled:")),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_capabilities_grant_exactly_the_wires_commands() {
+        assert_eq!(
+            crate::command_names::COMMANDS,
+            Request::NAMES,
+            "build.rs's list (the app manifest) is the wire's"
+        );
+        let file: Value =
+            serde_json::from_str(include_str!("../capabilities/default.json")).expect("JSON");
+        let mut granted: Vec<String> = file["permissions"]
+            .as_array()
+            .expect("a permission list")
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|p| !p.starts_with("core:"))
+            .map(|p| p.trim_start_matches("allow-").replace('-', "_"))
+            .collect();
+        let mut commands: Vec<String> = Request::NAMES.iter().map(|n| n.to_string()).collect();
+        granted.sort();
+        commands.sort();
+        assert_eq!(
+            granted, commands,
+            "capabilities/default.json vs the wire's Request"
         );
     }
 

@@ -4,6 +4,7 @@
 //! carries engine changes to both; [`commands`] is all the window may call, over [`link`]. No
 //! business logic lives here: it is in the engine.
 
+#[cfg(test)]
 mod command_names;
 mod commands;
 mod link;
@@ -11,16 +12,20 @@ mod live;
 mod logs;
 mod software_gl;
 mod tray;
-mod view;
 mod window;
 
+use std::sync::{Arc, Mutex};
+
+use switchboard::control::SharedDaemon;
+use switchboard::control::socket::ControlSocket;
 use switchboard::daemon::{Daemon, DaemonOptions};
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
-use tokio::sync::RwLock;
 
-/// What the commands reach: the daemon while it runs (`None` once shutting down).
+/// What the commands, the tray and the control socket reach: the daemon while it runs.
 pub struct AppState {
-    pub(crate) daemon: RwLock<Option<Daemon>>,
+    pub(crate) daemon: Arc<SharedDaemon>,
+    /// The control socket the CLI reaches the daemon by; closed at exit.
+    socket: Mutex<Option<ControlSocket>>,
 }
 
 /// Whether the tray icon can be seen; without it, closing the window quits the app.
@@ -29,7 +34,8 @@ struct TrayShown(bool);
 impl AppState {
     pub fn new(daemon: Daemon) -> Self {
         Self {
-            daemon: RwLock::new(Some(daemon)),
+            daemon: Arc::new(SharedDaemon::new(daemon)),
+            socket: Mutex::new(None),
         }
     }
 }
@@ -51,9 +57,21 @@ pub fn run() {
         .setup(move |app| {
             let options = daemon_options()?;
             tracing::info!(config_dir = %options.config_dir.display(), "starting");
+            // Claimed before anything connects: with another daemon (`switchboard sync`, or
+            // an app for the same config dir) running, this one says whose and stops.
+            let claimed = tauri::async_runtime::block_on(async {
+                switchboard::control::socket::claim(&options.config_dir)
+            })?;
             let daemon = tauri::async_runtime::block_on(Daemon::start(options))?;
             let follow = live::Sources::of(&daemon);
-            app.manage(AppState::new(daemon));
+            let state = AppState::new(daemon);
+            let socket =
+                tauri::async_runtime::block_on(async { claimed.serve(state.daemon.clone()) });
+            tracing::info!(path = %socket.path().display(), "control socket ready");
+            if let Ok(mut slot) = state.socket.lock() {
+                *slot = Some(socket);
+            }
+            app.manage(state);
             let tray = tray::install(app.handle(), logs.clone());
             // The icon is kept up to date even unseen: a host may start later.
             let seen = tray.is_some() && tray::host_present();
@@ -103,8 +121,12 @@ fn daemon_options() -> Result<DaemonOptions, Box<dyn std::error::Error>> {
 /// Quit: stop the engine (sessions closed, stdio servers stopped) and write pending edits.
 fn shut_down<R: Runtime>(app: &AppHandle<R>) {
     let state = app.state::<AppState>();
+    let socket = state.socket.lock().ok().and_then(|mut slot| slot.take());
     tauri::async_runtime::block_on(async {
-        let daemon = state.daemon.write().await.take();
+        if let Some(socket) = socket {
+            socket.close().await;
+        }
+        let daemon = state.daemon.take().await;
         if let Some(daemon) = daemon
             && let Err(error) = daemon.shutdown().await
         {

@@ -14,9 +14,10 @@ use tauri::{AppHandle, Runtime};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::{broadcast, watch};
 
-use crate::{tray, view};
+use crate::tray;
+use switchboard::overview::{self, Overview};
 
-/// The event the window listens to; its payload is a [`view::Overview`].
+/// The event the window listens to; its payload is an [`Overview`].
 pub const OVERVIEW_EVENT: &str = "overview";
 
 /// At most this many window and tray updates a second: a burst of changes becomes one.
@@ -40,8 +41,8 @@ impl Sources {
         }
     }
 
-    fn overview(&self) -> view::Overview {
-        view::overview(
+    fn overview(&self) -> Overview {
+        overview::overview(
             &self.engine.borrow(),
             &self.registry.borrow(),
             self.manifest.borrow().as_ref(),
@@ -57,7 +58,7 @@ pub async fn follow<R: Runtime>(
 ) {
     let mut alerts = Alerts::new(settle_from_env());
     let mut shown_tray = None;
-    let mut sent: Option<view::Overview> = None;
+    let mut sent: Option<Overview> = None;
     loop {
         let overview = sources.overview();
         if sent.as_ref() != Some(&overview) {

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use switchboard::engine::ConnectorStatus;
-use switchboard::health::Health;
+use switchboard::health::{Health, Overall, overall, summary};
+use switchboard::wire::Request;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
@@ -15,65 +15,6 @@ use tauri::{AppHandle, Manager as _, Runtime};
 
 use crate::AppState;
 use crate::logs::LogDir;
-
-/// The whole fleet at a glance: the tray icon's four states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Overall {
-    /// Every enabled connector is healthy.
-    Healthy,
-    /// Some are degraded, down or unauthorized, but not all.
-    Degraded,
-    /// None of the enabled connectors works.
-    Down,
-    /// Nothing enabled, or everything still connecting.
-    Idle,
-}
-
-pub fn overall(connectors: &[ConnectorStatus]) -> Overall {
-    let settled: Vec<Health> = connectors
-        .iter()
-        .map(|c| c.state)
-        .filter(|s| !matches!(s, Health::Disabled | Health::Connecting))
-        .collect();
-    let working = |s: &Health| matches!(s, Health::Healthy | Health::Degraded);
-    if settled.is_empty() {
-        Overall::Idle
-    } else if settled.iter().all(|s| *s == Health::Healthy) {
-        Overall::Healthy
-    } else if !settled.iter().any(working) {
-        Overall::Down
-    } else {
-        Overall::Degraded
-    }
-}
-
-/// One line: "7/8 healthy · wiki unauthorized · crm down", naming at most two problems.
-pub fn summary(connectors: &[ConnectorStatus]) -> String {
-    let enabled: Vec<&ConnectorStatus> = connectors
-        .iter()
-        .filter(|c| c.state != Health::Disabled)
-        .collect();
-    if enabled.is_empty() {
-        return "no connectors enabled".into();
-    }
-    let healthy = enabled
-        .iter()
-        .filter(|c| c.state == Health::Healthy)
-        .count();
-    let mut line = format!("{healthy}/{} healthy", enabled.len());
-    let problems: Vec<&&ConnectorStatus> = enabled
-        .iter()
-        .filter(|c| !matches!(c.state, Health::Healthy | Health::Connecting))
-        .collect();
-    for problem in problems.iter().take(2) {
-        line.push_str(&format!(" · {} {}", problem.id, problem.state.as_str()));
-    }
-    if problems.len() > 2 {
-        line.push_str(&format!(" · +{} more", problems.len() - 2));
-    }
-    line
-}
 
 /// What a click in the tray menu asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,10 +248,11 @@ fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction, logs: &LogDir) {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
                 let state = app.state::<AppState>();
-                let daemon = state.daemon.read().await;
-                if let Some(daemon) = daemon.as_ref()
-                    && let Err(error) = daemon.set_enabled(&id, enabled).await
-                {
+                let request = Request::SetEnabled {
+                    id: id.clone(),
+                    enabled,
+                };
+                if let Err(error) = state.daemon.answer(request).await {
                     tracing::warn!(%error, connector = id, "cannot switch from the tray");
                 }
             });
@@ -319,9 +261,7 @@ fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction, logs: &LogDir) {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
                 let state = app.state::<AppState>();
-                if let Some(daemon) = state.daemon.read().await.as_ref() {
-                    daemon.engine().recheck_all("asked from the tray").await;
-                }
+                let _ = state.daemon.answer(Request::SyncNow { wait: false }).await;
             });
         }
         TrayAction::Open => crate::window::open(app),
@@ -351,46 +291,6 @@ mod tests {
             calls: None,
             credential: None,
         }
-    }
-
-    #[test]
-    fn the_icon_state_follows_the_fleet() {
-        use Health::*;
-        let fleet = |states: &[Health]| {
-            let connectors: Vec<_> = states
-                .iter()
-                .enumerate()
-                .map(|(i, s)| connector(&format!("c{i}"), *s))
-                .collect();
-            overall(&connectors)
-        };
-        assert_eq!(fleet(&[]), Overall::Idle, "nothing configured");
-        assert_eq!(
-            fleet(&[Disabled, Connecting]),
-            Overall::Idle,
-            "nothing settled"
-        );
-        assert_eq!(fleet(&[Healthy, Healthy, Disabled]), Overall::Healthy);
-        assert_eq!(fleet(&[Healthy, Down]), Overall::Degraded, "partly down");
-        assert_eq!(fleet(&[Healthy, Degraded]), Overall::Degraded);
-        assert_eq!(fleet(&[Down, Unauthorized, Disabled]), Overall::Down);
-    }
-
-    #[test]
-    fn the_summary_names_the_first_problems() {
-        let connectors = [
-            connector("docs", Health::Healthy),
-            connector("wiki", Health::Unauthorized),
-            connector("crm", Health::Down),
-            connector("git", Health::Degraded),
-            connector("off", Health::Disabled),
-        ];
-        assert_eq!(
-            summary(&connectors),
-            "1/4 healthy · wiki unauthorized · crm down · +1 more"
-        );
-        assert_eq!(summary(&connectors[..1]), "1/1 healthy");
-        assert_eq!(summary(&connectors[4..]), "no connectors enabled");
     }
 
     #[test]

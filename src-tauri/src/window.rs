@@ -9,8 +9,9 @@ use tauri::ipc::{Invoke, InvokeBody, InvokeError};
 use tauri::{AppHandle, Emitter as _, Manager as _, RunEvent, Runtime, WebviewUrl};
 use tokio::sync::mpsc;
 
-use crate::command_names::COMMANDS;
-use crate::link::{self, Down, Link};
+use switchboard::wire::{Down, Request};
+
+use crate::link::{self, Link};
 
 /// The window's label; capabilities/default.json grants it the commands.
 pub const WINDOW: &str = "main";
@@ -150,10 +151,11 @@ fn show<R: Runtime>(app: &AppHandle<R>) {
     }
 }
 
-/// The window process's commands: each of [`COMMANDS`] goes up the line as the page sent it.
+/// The window process's commands: each of the wire's [`Request::NAMES`] goes up the line as the
+/// page sent it.
 pub fn forward<R: Runtime>(invoke: Invoke<R>) -> bool {
     let command = invoke.message.command().to_string();
-    if !COMMANDS.contains(&command.as_str()) {
+    if !Request::NAMES.contains(&command.as_str()) {
         return false;
     }
     let args = match invoke.message.payload() {
@@ -168,8 +170,10 @@ pub fn forward<R: Runtime>(invoke: Invoke<R>) -> bool {
     else {
         return false;
     };
-    invoke
-        .resolver
-        .respond_async(async move { link.call(&command, args).await.map_err(InvokeError) });
+    invoke.resolver.respond_async(async move {
+        link.call(&command, args)
+            .await
+            .map_err(|e| InvokeError(serde_json::to_value(e).unwrap_or_default()))
+    });
     true
 }

@@ -1,27 +1,31 @@
-//! `sync`, `tools` and `call`: connect the desired set and report on it.
+//! `sync`, `status`, `tools` and `call`: the daemon (`sync` runs one), and its clients, which
+//! ask the running daemon or, with none, an engine started for the one command.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use switchboard::catalog::split_qualified;
+use switchboard::control::{self, ControlClient};
 use switchboard::daemon::{Daemon, DaemonOptions};
 use switchboard::desired::ManifestView;
-use switchboard::engine::{ConnectorStatus, EngineEvent, EngineSnapshot};
-use switchboard::health::Health;
+use switchboard::engine::EngineEvent;
 use switchboard::metrics;
+use switchboard::wire::{Request, WireError};
 use tokio_util::sync::CancellationToken;
 
-/// Runs the engine until interrupted, printing each state change as it happens.
+/// Runs the daemon until interrupted (the engine, and the control socket its clients use),
+/// printing each state change as it happens.
 pub async fn sync_watch(
     dir: &Path,
     manifest: Option<&str>,
     json: bool,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<()> {
+    // Claimed before anything connects: a second daemon for this config dir stops here.
+    let claimed = control::socket::claim(dir)?;
     let daemon = Daemon::start(DaemonOptions {
         config_dir: dir.to_path_buf(),
         manifest: manifest.map(str::to_string),
@@ -48,6 +52,9 @@ pub async fn sync_watch(
     };
     let mut events = daemon.engine().events();
     let mut manifest_views = daemon.manifest();
+    let shared = std::sync::Arc::new(control::SharedDaemon::new(daemon));
+    let socket = claimed.serve(shared.clone());
+    tracing::info!(path = %socket.path().display(), "control socket ready");
     let interrupted = shutdown_signal();
     tokio::pin!(interrupted);
     loop {
@@ -75,7 +82,10 @@ pub async fn sync_watch(
     if let Some(server) = metrics_server {
         let _ = server.await;
     }
-    daemon.shutdown().await?;
+    socket.close().await;
+    if let Some(daemon) = shared.take().await {
+        daemon.shutdown().await?;
+    }
     Ok(())
 }
 
@@ -151,72 +161,179 @@ fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Starts the engine embedded (the registry's servers and, with a manifest, its connectors) and
-/// waits until every connector has an answer.
-async fn settle(dir: &Path, manifest: Option<&str>) -> Result<(Daemon, Arc<EngineSnapshot>)> {
-    let daemon = Daemon::start(DaemonOptions {
-        config_dir: dir.to_path_buf(),
-        manifest: manifest.map(str::to_string),
-    })
-    .await?;
-    let snapshot = daemon.settled().await;
-    if let Some(view) = daemon.manifest().borrow().as_ref()
-        && let Some(reason) = &view.stale
-    {
-        if view.connectors > 0 {
-            eprintln!("manifest: stale, using the last good one ({reason})");
-        } else {
-            eprintln!("manifest: unusable, no last good one ({reason})");
-        }
-    }
-    Ok((daemon, snapshot))
+/// Where this command finds live state: the daemon running for the config dir, or (with none
+/// running) an engine started here for this one command.
+enum Fleet {
+    Daemon(ControlClient),
+    Embedded(Daemon),
 }
 
-/// One connector's outcome, as `sync --once --json` prints it.
+impl Fleet {
+    /// Connects to the daemon, or starts an embedded engine and waits until it has settled.
+    async fn open(dir: &Path, manifest: Option<&str>) -> Result<Self> {
+        if let Some(client) = ControlClient::connect(dir).await? {
+            if manifest.is_some() {
+                eprintln!(
+                    "switchboard: the running daemon follows its own manifest; --manifest is not used"
+                );
+            }
+            return Ok(Self::Daemon(client));
+        }
+        eprintln!(
+            "switchboard: no daemon runs for {}; running an engine for this command only",
+            dir.display()
+        );
+        let daemon = Daemon::start(DaemonOptions {
+            config_dir: dir.to_path_buf(),
+            manifest: manifest.map(str::to_string),
+        })
+        .await?;
+        daemon.settled().await;
+        if let Some(view) = daemon.manifest().borrow().as_ref()
+            && let Some(reason) = &view.stale
+        {
+            if view.connectors > 0 {
+                eprintln!("manifest: stale, using the last good one ({reason})");
+            } else {
+                eprintln!("manifest: unusable, no last good one ({reason})");
+            }
+        }
+        Ok(Self::Embedded(daemon))
+    }
+
+    async fn ask(&mut self, request: Request) -> Result<Value, WireError> {
+        match self {
+            Self::Daemon(client) => client.ask(request).await,
+            Self::Embedded(daemon) => control::answer(daemon, request).await,
+        }
+    }
+
+    /// The fleet, re-checked first when a daemon has been running (an embedded engine has
+    /// only just connected).
+    async fn checked_overview(&mut self) -> Result<Overview> {
+        let request = match self {
+            Self::Daemon(_) => Request::SyncNow { wait: true },
+            Self::Embedded(_) => Request::Overview {},
+        };
+        Ok(serde_json::from_value(self.ask(request).await?)?)
+    }
+
+    async fn overview(&mut self) -> Result<Overview> {
+        Ok(serde_json::from_value(
+            self.ask(Request::Overview {}).await?,
+        )?)
+    }
+
+    async fn close(self) -> Result<()> {
+        if let Self::Embedded(daemon) = self {
+            daemon.shutdown().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The overview as it comes over the wire: what the CLI prints of it.
+#[derive(Deserialize)]
+struct Overview {
+    connectors: Vec<Row>,
+    summary: String,
+    manifest: Option<ManifestRow>,
+    registry_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ManifestRow {
+    connectors: usize,
+    stale: Option<String>,
+}
+
+/// One connector, as `sync --once` and `status` print it.
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    transport: String,
+    state: String,
+    tools: usize,
+    /// Handshake plus the first tool listing.
+    latency_ms: Option<f64>,
+    reason: Option<String>,
+    protocol_version: Option<String>,
+}
+
+/// `sync --once --json`'s shape (kept from before the daemon: `error` is the reason).
 #[derive(Serialize)]
 struct Report<'a> {
     id: &'a str,
     transport: &'a str,
-    state: Health,
+    state: &'a str,
     tools: usize,
-    /// Handshake plus the first tool listing.
     latency_ms: Option<f64>,
     error: Option<&'a str>,
     protocol_version: Option<&'a str>,
 }
 
-impl<'a> From<&'a ConnectorStatus> for Report<'a> {
-    fn from(status: &'a ConnectorStatus) -> Self {
+impl<'a> From<&'a Row> for Report<'a> {
+    fn from(row: &'a Row) -> Self {
         Self {
-            id: &status.id,
-            transport: status.transport,
-            state: status.state,
-            tools: status.tools,
-            latency_ms: status.latency_ms,
-            error: status.reason.as_deref(),
-            protocol_version: status.protocol_version.as_deref(),
+            id: &row.id,
+            transport: &row.transport,
+            state: &row.state,
+            tools: row.tools,
+            latency_ms: row.latency_ms,
+            error: row.reason.as_deref(),
+            protocol_version: row.protocol_version.as_deref(),
         }
     }
 }
 
 pub async fn sync_once(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
-    let (daemon, snapshot) = settle(dir, manifest).await?;
-    print_reports(&snapshot.connectors, json)?;
-    daemon.shutdown().await?;
+    let mut fleet = Fleet::open(dir, manifest).await?;
+    let overview = fleet.checked_overview().await;
+    fleet.close().await?;
+    print_rows(&overview?.connectors, json)
+}
+
+/// The fleet as the tray shows it: the summary line, each connector, the manifest.
+pub async fn status(dir: &Path, json: bool) -> Result<()> {
+    let mut fleet = Fleet::open(dir, None).await?;
+    let overview = fleet.ask(Request::Overview {}).await;
+    fleet.close().await?;
+    let overview = overview?;
+    if json {
+        outln!("{overview}");
+        return Ok(());
+    }
+    let overview: Overview = serde_json::from_value(overview)?;
+    outln!("{}", overview.summary);
+    if let Some(manifest) = &overview.manifest {
+        match &manifest.stale {
+            Some(reason) => outln!(
+                "manifest: stale, {} connectors in use ({reason})",
+                manifest.connectors
+            ),
+            None => outln!("manifest: current, {} connectors", manifest.connectors),
+        }
+    }
+    if let Some(error) = &overview.registry_error {
+        outln!("registry: {error} (edits are kept; the file is not rewritten until it parses)");
+    }
+    if !overview.connectors.is_empty() {
+        print_rows(&overview.connectors, false)?;
+    }
     Ok(())
 }
 
-fn print_reports(connectors: &[ConnectorStatus], json: bool) -> Result<()> {
+fn print_rows(rows: &[Row], json: bool) -> Result<()> {
     if json {
-        let reports: Vec<Report> = connectors.iter().map(Report::from).collect();
+        let reports: Vec<Report> = rows.iter().map(Report::from).collect();
         outln!("{}", serde_json::to_string(&reports)?);
         return Ok(());
     }
-    if connectors.is_empty() {
+    if rows.is_empty() {
         outln!("no connectors: add one with `switchboard registry add`");
         return Ok(());
     }
-    let width = connectors
+    let width = rows
         .iter()
         .map(|r| r.id.chars().count())
         .max()
@@ -230,14 +347,14 @@ fn print_reports(connectors: &[ConnectorStatus], json: bool) -> Result<()> {
         "LATENCY",
         "PROTOCOL"
     );
-    for r in connectors {
+    for r in rows {
         let latency = r
             .latency_ms
             .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
         outln!(
             "{:width$}  {:12}  {:>5}  {:>10}  {:10}  {}",
             r.id,
-            r.state.as_str(),
+            r.state,
             r.tools,
             latency,
             r.protocol_version.as_deref().unwrap_or("-"),
@@ -247,36 +364,40 @@ fn print_reports(connectors: &[ConnectorStatus], json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A tool as `tools` prints it.
+#[derive(Deserialize, Serialize)]
+struct ToolRow {
+    name: String,
+    connector: String,
+    tool: String,
+    description: Option<String>,
+}
+
 pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
-    let (daemon, snapshot) = settle(dir, manifest).await?;
-    let catalog = &snapshot.catalog;
+    let mut fleet = Fleet::open(dir, manifest).await?;
+    let tools = fleet.ask(Request::Tools {}).await;
+    let overview = fleet.overview().await;
+    fleet.close().await?;
+    let tools: Vec<ToolRow> = serde_json::from_value(tools?)?;
     if json {
-        let rows: Vec<Value> = catalog
-            .iter()
-            .map(|(name, t)| {
-                serde_json::json!({
-                    "name": name,
-                    "connector": t.connector,
-                    "tool": t.tool.name,
-                    "description": t.tool.description,
-                })
-            })
-            .collect();
-        outln!("{}", Value::Array(rows));
+        outln!("{}", serde_json::to_string(&tools)?);
     } else {
-        for (name, t) in catalog.iter() {
-            outln!("{name}  {}", t.tool.description.as_deref().unwrap_or(""));
+        for tool in &tools {
+            outln!(
+                "{}  {}",
+                tool.name,
+                tool.description.as_deref().unwrap_or("")
+            );
         }
     }
-    for status in snapshot.connectors.iter().filter(|s| s.reason.is_some()) {
+    for row in overview?.connectors.iter().filter(|r| r.reason.is_some()) {
         eprintln!(
             "{}: {} ({})",
-            status.id,
-            status.state.as_str(),
-            status.reason.as_deref().unwrap_or("")
+            row.id,
+            row.state,
+            row.reason.as_deref().unwrap_or("")
         );
     }
-    daemon.shutdown().await?;
     Ok(())
 }
 
@@ -295,28 +416,41 @@ pub async fn call(
             other => bail!("--args must be a JSON object, not {other}"),
         },
     };
-    let (daemon, snapshot) = settle(dir, manifest).await?;
-    let outcome = match snapshot.connectors.iter().find(|s| s.id == connector_id) {
-        None => Err(anyhow::anyhow!("no connector {connector_id:?}")),
-        Some(status) if !status.state.is_live() => Err(anyhow::anyhow!(
-            "connector {connector_id:?} is {}{}",
-            status.state.as_str(),
-            status
-                .reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        )),
-        Some(_) => daemon
-            .call_tool(qualified, arguments)
-            .await
-            .with_context(|| format!("{qualified} failed")),
-    };
-    daemon.shutdown().await?;
+    let mut fleet = Fleet::open(dir, manifest).await?;
+    let outcome = call_in(&mut fleet, connector_id, qualified, arguments).await;
+    fleet.close().await?;
     let result = outcome?;
-    outln!("{}", serde_json::to_string(&result)?);
-    if result.is_error == Some(true) {
+    outln!("{result}");
+    if result["isError"] == Value::Bool(true) {
         bail!("{qualified} returned an error result");
     }
     Ok(())
+}
+
+async fn call_in(
+    fleet: &mut Fleet,
+    connector_id: &str,
+    qualified: &str,
+    arguments: Value,
+) -> Result<Value> {
+    let overview = fleet.overview().await?;
+    let Some(row) = overview.connectors.iter().find(|r| r.id == connector_id) else {
+        bail!("no connector {connector_id:?}");
+    };
+    if !matches!(row.state.as_str(), "healthy" | "degraded") {
+        let reason = row
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        bail!("connector {connector_id:?} is {}{reason}", row.state);
+    }
+    let request = Request::CallTool {
+        tool: qualified.to_string(),
+        arguments,
+    };
+    fleet
+        .ask(request)
+        .await
+        .with_context(|| format!("{qualified} failed"))
 }

@@ -5,6 +5,7 @@
 )]
 
 mod cli;
+mod daemon;
 mod engine;
 mod interop;
 mod manifest;

@@ -1,14 +1,15 @@
-//! What the window is sent: engine state in the shapes the UI reads (serializable, secret-free).
+//! The daemon's state in the shapes its clients read (serializable, secret-free): the overview
+//! the tray, the window and `switchboard status` show, the tool list, registry entries and
+//! import previews.
 
 use serde::Serialize;
 use serde_json::Value;
 
-use switchboard::desired::ManifestView;
-use switchboard::engine::{ConnectorStatus, EngineSnapshot};
-use switchboard::import::{ImportPlan, PlanAction};
-use switchboard::registry::RegistrySnapshot;
-
-use crate::tray::{self, Overall};
+use crate::desired::ManifestView;
+use crate::engine::{ConnectorStatus, EngineSnapshot};
+use crate::health::{self, Overall};
+use crate::import::{ImportPlan, PlanAction};
+use crate::registry::RegistrySnapshot;
 
 /// Everything the Connectors view shows; sent whole on every change (it is small).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,8 +38,8 @@ pub fn overview(
     manifest: Option<&ManifestView>,
 ) -> Overview {
     Overview {
-        overall: tray::overall(&engine.connectors),
-        summary: tray::summary(&engine.connectors),
+        overall: health::overall(&engine.connectors),
+        summary: health::summary(&engine.connectors),
         connectors: engine.connectors.clone(),
         manifest: manifest.map(|m| ManifestInfo {
             connectors: m.connectors,
@@ -50,21 +51,17 @@ pub fn overview(
     }
 }
 
-/// The overview as of now.
-pub fn overview_of(daemon: &switchboard::daemon::Daemon) -> Overview {
-    overview(
-        &daemon.engine().snapshot(),
-        &daemon.registry().snapshot(),
-        daemon.manifest().borrow().as_ref(),
-    )
-}
-
-/// A tool of a live connector, for the "Call a tool" form.
+/// A tool of a live connector, for `switchboard tools` and the "Call a tool" form.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolView {
     /// `connector.tool`
     pub name: String,
+    pub connector: String,
+    /// Its name on its server.
+    pub tool: String,
     pub description: Option<String>,
+    /// The JSON Schema of its arguments, as its server gave it.
+    pub input_schema: Value,
 }
 
 pub fn tools(engine: &EngineSnapshot) -> Vec<ToolView> {
@@ -73,7 +70,10 @@ pub fn tools(engine: &EngineSnapshot) -> Vec<ToolView> {
         .iter()
         .map(|(name, entry)| ToolView {
             name: name.to_string(),
+            connector: entry.connector.to_string(),
+            tool: entry.tool.name.to_string(),
             description: entry.tool.description.as_ref().map(ToString::to_string),
+            input_schema: Value::Object((*entry.tool.input_schema).clone()),
         })
         .collect()
 }

@@ -1,0 +1,93 @@
+//! The daemon's door for its clients: [`answer`] carries out one [`Request`] against a running
+//! [`Daemon`]; [`socket`] serves it on a control socket only its user can reach; [`client`] is the
+//! other end (the CLI). The window process's line and the CLI's socket speak the same wire.
+
+pub mod client;
+pub use client::ControlClient;
+pub mod socket;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{RwLock, RwLockReadGuard};
+
+use crate::daemon::Daemon;
+use crate::import::ImportSource;
+use crate::overview;
+use crate::wire::{Request, WireError};
+
+/// The daemon while it runs, shared by everything that answers its clients; `None` once it is
+/// shutting down (they are then told so, with the code `stopped`).
+pub struct SharedDaemon(RwLock<Option<Daemon>>);
+
+impl SharedDaemon {
+    pub fn new(daemon: Daemon) -> Self {
+        Self(RwLock::new(Some(daemon)))
+    }
+
+    /// The running daemon, held for as long as the guard lives (a shutdown waits for it).
+    pub async fn get(&self) -> Result<RwLockReadGuard<'_, Daemon>, WireError> {
+        RwLockReadGuard::try_map(self.0.read().await, Option::as_ref)
+            .map_err(|_| WireError::new("stopped", "Switchboard is shutting down".into()))
+    }
+
+    /// Takes the daemon out, for its shutdown; later requests are told it stopped.
+    pub async fn take(&self) -> Option<Daemon> {
+        self.0.write().await.take()
+    }
+
+    /// Answers `request` from the daemon, if it still runs.
+    pub async fn answer(&self, request: Request) -> Result<Value, WireError> {
+        answer(&*self.get().await?, request).await
+    }
+}
+
+/// Carries out `request`: one delegation to the daemon each, the answer as JSON.
+pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireError> {
+    match request {
+        Request::Overview {} => reply(daemon.overview()),
+        Request::SetEnabled { id, enabled } => reply(daemon.set_enabled(&id, enabled).await?),
+        Request::SyncNow { wait } => {
+            daemon.engine().recheck_all("asked by a client").await;
+            if wait {
+                daemon.settled().await;
+                reply(daemon.overview())
+            } else {
+                reply(())
+            }
+        }
+        Request::Tools {} => reply(overview::tools(&daemon.engine().snapshot())),
+        Request::CallTool { tool, arguments } => reply(daemon.call_tool(&tool, arguments).await?),
+        Request::LatencySvg { id, dark } => reply(daemon.latency_svg(&id, dark)),
+        Request::RegistryEntries {} => {
+            reply(overview::registry_entries(&daemon.registry().snapshot()))
+        }
+        Request::SaveServer {
+            original,
+            name,
+            entry,
+        } => reply(
+            daemon
+                .save_server(original.as_deref(), &name, entry)
+                .await?,
+        ),
+        Request::RemoveServer { name } => reply(daemon.remove_server(&name).await?),
+        Request::SetManifest { source } => reply(daemon.set_manifest(source.as_deref()).await?),
+        Request::ImportPreview { from } => {
+            let plan = daemon.import_preview(import_source(from).as_ref())?;
+            reply(overview::import_items(&plan))
+        }
+        Request::ImportApply { from } => {
+            reply(daemon.import_apply(import_source(from).as_ref()).await?)
+        }
+    }
+}
+
+fn reply(answer: impl Serialize) -> Result<Value, WireError> {
+    serde_json::to_value(answer)
+        .map_err(|e| WireError::new("internal", format!("the answer cannot be sent: {e}")))
+}
+
+/// The UI offers only the known sources; anything else means every client found.
+fn import_source(from: Option<String>) -> Option<ImportSource> {
+    from.and_then(|from| from.parse().ok())
+}

@@ -1,0 +1,335 @@
+//! The control socket: a Unix domain socket (0600, in a 0700 directory of the user's runtime
+//! dir) named after the config dir, so there is one daemon per user and config dir. A daemon
+//! first [`claim`]s it — an exclusive lock beside the socket, holding its pid — then serves it.
+//! A second daemon finds the lock held and names the pid that holds it; a socket left by a
+//! killed daemon has no lock holder and is replaced.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::Digest as _;
+
+use crate::durable::IoAt;
+
+/// Why the control socket cannot be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error(
+        "another Switchboard daemon (pid {pid}) already runs for {}; stop it first, or use it: its clients are `switchboard status`, `tools` and `call`",
+        config_dir.display()
+    )]
+    AlreadyRunning { pid: String, config_dir: PathBuf },
+    #[error("{}: {reason}; refusing to put the control socket there", path.display())]
+    UnsafeDir { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Io(#[from] IoAt),
+    #[error("control sockets are not supported on this platform yet")]
+    Unsupported,
+}
+
+/// Where the control socket (and its lock, `.lock` beside it) for `config_dir` lives:
+/// `$XDG_RUNTIME_DIR/switchboard/<hash of the config dir>.sock`, or without a runtime dir
+/// `<temp>/switchboard-<uid>/…`.
+pub fn socket_path(config_dir: &Path) -> Result<PathBuf, ControlError> {
+    let dir = runtime_dir()?;
+    // The same config dir however it was spelt (relative, through a symlink).
+    let canonical = std::fs::canonicalize(config_dir)
+        .or_else(|_| std::path::absolute(config_dir))
+        .unwrap_or_else(|_| config_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(dir.join(format!("{name}.sock")))
+}
+
+#[cfg(unix)]
+fn runtime_dir() -> Result<PathBuf, ControlError> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    let uid = current_uid();
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(runtime) => PathBuf::from(runtime).join("switchboard"),
+        None => std::env::temp_dir().join(format!("switchboard-{uid}")),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(IoAt::new(&dir, e).into()),
+    }
+    // In a shared temp dir someone else may have made it first: it must be ours, private, and
+    // not a link to somewhere else.
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| IoAt::new(&dir, e))?;
+    let unsafe_dir = |reason: String| ControlError::UnsafeDir {
+        path: dir.clone(),
+        reason,
+    };
+    if !meta.is_dir() {
+        return Err(unsafe_dir("not a directory".into()));
+    }
+    if meta.uid() != uid {
+        return Err(unsafe_dir(format!(
+            "owned by uid {}, not {uid}",
+            meta.uid()
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(unsafe_dir(format!(
+            "mode {:o}, not 700",
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    Ok(dir)
+}
+
+#[cfg(not(unix))]
+fn runtime_dir() -> Result<PathBuf, ControlError> {
+    Err(ControlError::Unsupported)
+}
+
+/// This process's user id, read off `/proc/self` (or, where there is none, off a file this
+/// process creates), so no `unsafe` call is needed.
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    if let Ok(meta) = std::fs::metadata("/proc/self") {
+        return meta.uid();
+    }
+    tempfile_uid().unwrap_or(u32::MAX)
+}
+
+#[cfg(unix)]
+fn tempfile_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let probe = std::env::temp_dir().join(format!(".switchboard-uid-{}", std::process::id()));
+    let file = std::fs::File::create(&probe).ok()?;
+    let uid = file.metadata().ok()?.uid();
+    let _ = std::fs::remove_file(&probe);
+    Some(uid)
+}
+
+/// The claim on the control socket: the lock is held (released when this is dropped, also when
+/// the process dies) and the listener is bound. Serve it with [`Claimed::serve`].
+#[cfg(unix)]
+pub struct Claimed {
+    path: PathBuf,
+    listener: tokio::net::UnixListener,
+    _lock: std::fs::File,
+}
+
+/// Claims the control socket for `config_dir`: fails with [`ControlError::AlreadyRunning`]
+/// while another daemon holds it. Call it before starting anything that connects.
+#[cfg(unix)]
+pub fn claim(config_dir: &Path) -> Result<Claimed, ControlError> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use fs4::TryLockError;
+
+    let path = socket_path(config_dir)?;
+    let lock_path = path.with_extension("lock");
+    let mut lock = crate::durable::private_file_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| IoAt::new(&lock_path, e))?;
+    match fs4::FileExt::try_lock(&lock) {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = (&lock).take(32).read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(ControlError::AlreadyRunning {
+                pid: if pid.is_empty() { "unknown" } else { pid }.to_string(),
+                config_dir: config_dir.to_path_buf(),
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(IoAt::new(&lock_path, e).into()),
+    }
+    let io_at = |e| IoAt::new(&lock_path, e);
+    lock.set_len(0).map_err(io_at)?;
+    lock.rewind().map_err(io_at)?;
+    write!(lock, "{}", std::process::id()).map_err(io_at)?;
+    lock.flush().map_err(io_at)?;
+    // Holding the lock, any socket file there is a dead daemon's.
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::info!(path = %path.display(), "replaced a stale control socket"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(IoAt::new(&path, e).into()),
+    }
+    let listener = tokio::net::UnixListener::bind(&path).map_err(|e| IoAt::new(&path, e))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| IoAt::new(&path, e))?;
+    Ok(Claimed {
+        path,
+        listener,
+        _lock: lock,
+    })
+}
+
+/// The control socket being served; [`ControlSocket::close`] stops it and removes the file.
+#[cfg(unix)]
+pub struct ControlSocket {
+    path: PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _lock: std::fs::File,
+}
+
+#[cfg(unix)]
+impl Claimed {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Answers every client that connects from `daemon`, until closed.
+    pub fn serve(self, daemon: Arc<super::SharedDaemon>) -> ControlSocket {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(serve::accept(self.listener, daemon, stop.clone()));
+        ControlSocket {
+            path: self.path,
+            stop,
+            task,
+            _lock: self._lock,
+        }
+    }
+}
+
+#[cfg(unix)]
+impl ControlSocket {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting and answering, removes the socket file, then lets the lock go.
+    pub async fn close(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(unix)]
+mod serve {
+    //! Accepting clients and answering their calls, each connection on its own task, each call
+    //! answered as it finishes (a slow tool call does not hold up an overview).
+
+    use std::sync::Arc;
+
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio::net::{UnixListener, UnixStream};
+    use tokio::task::JoinSet;
+    use tokio_util::codec::{Framed, LinesCodecError};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::control::SharedDaemon;
+    use crate::wire::{self, Call, Down, Request, WireError};
+
+    pub(super) async fn accept(
+        listener: UnixListener,
+        daemon: Arc<SharedDaemon>,
+        stop: CancellationToken,
+    ) {
+        let uid = super::current_uid();
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        // The directory already keeps others out; this also turns away root's
+                        // processes and anyone who was handed the socket.
+                        let peer = stream.peer_cred().map(|c| c.uid());
+                        if peer.as_ref().is_ok_and(|&p| p == uid) {
+                            connections.spawn(connection(stream, daemon.clone(), stop.clone()));
+                        } else {
+                            tracing::warn!(?peer, "control socket: refused a client of another user");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "control socket: accept failed"),
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        connections.shutdown().await;
+    }
+
+    async fn connection(stream: UnixStream, daemon: Arc<SharedDaemon>, stop: CancellationToken) {
+        let (mut to_client, mut from_client) = Framed::new(stream, wire::codec()).split();
+        let (answers, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Down>();
+        let mut calls = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                line = from_client.next() => match line {
+                    None => break,
+                    Some(Ok(line)) => {
+                        let (daemon, answers) = (daemon.clone(), answers.clone());
+                        calls.spawn(async move {
+                            let _ = answers.send(answer_line(&daemon, &line).await);
+                        });
+                    }
+                    Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                        let refused = WireError::new(
+                            "too_long",
+                            format!("a request is longer than {} bytes", wire::MAX_LINE),
+                        );
+                        let _ = to_client.send(line_of(&Down::Answer { id: 0, result: Err(refused) })).await;
+                        break;
+                    }
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "control socket: a client's line broke");
+                        break;
+                    }
+                },
+                Some(down) = outgoing.recv() => {
+                    if to_client.send(line_of(&down)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(_) = calls.join_next(), if !calls.is_empty() => {}
+            }
+        }
+        // Calls still running are dropped with the client that asked.
+        calls.shutdown().await;
+    }
+
+    async fn answer_line(daemon: &SharedDaemon, line: &str) -> Down {
+        let call: Call = match serde_json::from_str(line) {
+            Ok(call) => call,
+            Err(e) => {
+                let error = WireError::new("bad_request", format!("not a call: {e}"));
+                return Down::Answer {
+                    id: 0,
+                    result: Err(error),
+                };
+            }
+        };
+        let result = match Request::parse(&call.command, call.args) {
+            Ok(request) => daemon.answer(request).await,
+            Err(error) => Err(error),
+        };
+        Down::Answer {
+            id: call.id,
+            result,
+        }
+    }
+
+    /// A `Down` as one line; one that cannot be encoded (never seen: answers are JSON values
+    /// already) becomes an `internal` error for the same call.
+    fn line_of(down: &Down) -> String {
+        serde_json::to_string(down).unwrap_or_else(|e| {
+            let id = match down {
+                Down::Answer { id, .. } => *id,
+                _ => 0,
+            };
+            let error = WireError::new("internal", format!("the answer cannot be sent: {e}"));
+            let fallback = Down::Answer {
+                id,
+                result: Err(error),
+            };
+            serde_json::to_string(&fallback).unwrap_or_default()
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! The one typed wire between the daemon and its clients (the window process, the CLI): what
+//! may be asked ([`Request`]), what comes back ([`Down`]), the one error shape ([`WireError`]),
+//! and the framing (JSON lines of bounded length).
+//!
+//! A call goes up as `{"id": N, "command": "set_enabled", "args": {…}}`; the command and its
+//! arguments are parsed into [`Request`] on the daemon's side, so a wrong command and wrong
+//! arguments get different codes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest line either side accepts (a tool's answer can be large; anything longer is refused
+/// rather than buffered without bound).
+pub const MAX_LINE: usize = 16 << 20;
+
+/// Everything a client of the daemon may ask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", content = "args", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// The fleet as the tray sees it ([`crate::overview::Overview`]).
+    Overview {},
+    SetEnabled {
+        id: String,
+        enabled: bool,
+    },
+    /// Re-check every connector; with `wait`, answer with the overview once settled.
+    SyncNow {
+        #[serde(default)]
+        wait: bool,
+    },
+    /// Every live tool ([`crate::overview::ToolView`]s).
+    Tools {},
+    CallTool {
+        /// `connector.tool`
+        tool: String,
+        #[serde(default)]
+        arguments: Value,
+    },
+    LatencySvg {
+        id: String,
+        #[serde(default)]
+        dark: bool,
+    },
+    RegistryEntries {},
+    SaveServer {
+        original: Option<String>,
+        name: String,
+        entry: Value,
+    },
+    RemoveServer {
+        name: String,
+    },
+    SetManifest {
+        source: Option<String>,
+    },
+    ImportPreview {
+        from: Option<String>,
+    },
+    ImportApply {
+        from: Option<String>,
+    },
+}
+
+impl Request {
+    /// Every command, by the name it has on the wire (and in the app's capabilities).
+    pub const NAMES: &[&str] = &[
+        "overview",
+        "set_enabled",
+        "sync_now",
+        "tools",
+        "call_tool",
+        "latency_svg",
+        "registry_entries",
+        "save_server",
+        "remove_server",
+        "set_manifest",
+        "import_preview",
+        "import_apply",
+    ];
+
+    /// The request `command` with `args` (`null` or absent: none), or why it is not one.
+    pub fn parse(command: &str, args: Value) -> Result<Self, WireError> {
+        if !Self::NAMES.contains(&command) {
+            return Err(WireError::new(
+                "unknown_command",
+                format!("no command {command:?}"),
+            ));
+        }
+        let args = if args.is_null() {
+            Value::Object(Default::default())
+        } else {
+            args
+        };
+        serde_json::from_value(serde_json::json!({"command": command, "args": args}))
+            .map_err(|e| WireError::new("bad_arguments", format!("{command}: {e}")))
+    }
+
+    /// The request as it goes up the wire: its command's name and its arguments.
+    pub fn into_call(self, id: u64) -> Call {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let command = value["command"].as_str().unwrap_or_default().to_string();
+        Call {
+            id,
+            command,
+            args: value.get_mut("args").map(Value::take).unwrap_or_default(),
+        }
+    }
+}
+
+/// A request as it travels: parsed into a [`Request`] where it is answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Call {
+    pub id: u64,
+    pub command: String,
+    #[serde(default)]
+    pub args: Value,
+}
+
+/// What the daemon sends a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Down {
+    /// The answer to call `id`: what it returned, or why it failed.
+    Answer {
+        id: u64,
+        result: Result<Value, WireError>,
+    },
+    /// An event for the window (`overview`).
+    Event { name: String, payload: Value },
+    /// Come to the front (the user asked for the window again).
+    Show,
+}
+
+/// Why a request failed: clients branch on `code` and show `message`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct WireError {
+    pub code: String,
+    pub message: String,
+    /// For `invalid`: which input is wrong (`name`, `entry`, `arguments`, `manifest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl WireError {
+    pub fn new(code: &str, message: String) -> Self {
+        Self {
+            code: code.to_string(),
+            message,
+            field: None,
+        }
+    }
+}
+
+impl From<crate::daemon::DaemonError> for WireError {
+    fn from(error: crate::daemon::DaemonError) -> Self {
+        let field = match &error {
+            crate::daemon::DaemonError::Invalid { field, .. } => Some(field.to_string()),
+            _ => None,
+        };
+        Self {
+            code: error.code().to_string(),
+            message: error.to_string(),
+            field,
+        }
+    }
+}
+
+/// The framing both ends use: newline-separated JSON, each line at most [`MAX_LINE`] bytes.
+pub fn codec() -> tokio_util::codec::LinesCodec {
+    tokio_util::codec::LinesCodec::new_with_max_length(MAX_LINE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_are_exactly_the_enum_variants() {
+        let refused =
+            serde_json::from_value::<Request>(json!({"command": "none_such", "args": {}}))
+                .expect_err("not a command")
+                .to_string();
+        let expected = refused
+            .split("expected one of ")
+            .nth(1)
+            .expect("serde lists the variants");
+        let variants: Vec<&str> = expected
+            .split(", ")
+            .map(|v| v.trim_matches(|c: char| c == '`' || c.is_whitespace()))
+            .map(|v| v.split('`').next().unwrap_or(v))
+            .collect();
+        assert_eq!(variants, Request::NAMES, "{refused}");
+    }
+
+    #[test]
+    fn a_call_round_trips_and_errors_are_told_apart() {
+        let request = Request::SetEnabled {
+            id: "wiki".into(),
+            enabled: false,
+        };
+        let call = request.clone().into_call(7);
+        assert_eq!(call.command, "set_enabled");
+        assert_eq!(call.args, json!({"id": "wiki", "enabled": false}));
+        assert_eq!(Request::parse(&call.command, call.args), Ok(request));
+        assert_eq!(
+            Request::parse("overview", Value::Null),
+            Ok(Request::Overview {})
+        );
+        assert_eq!(
+            Request::parse("overview", json!({})),
+            Ok(Request::Overview {})
+        );
+        let unknown = Request::parse("shut_down", json!({})).expect_err("unknown");
+        assert_eq!(unknown.code, "unknown_command");
+        let bad = Request::parse("set_enabled", json!({"id": "x", "enabled": "yes"}))
+            .expect_err("bad arguments");
+        assert_eq!(bad.code, "bad_arguments");
+        assert!(bad.message.starts_with("set_enabled:"), "{bad:?}");
+    }
+}

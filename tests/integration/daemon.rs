@@ -1,0 +1,253 @@
+//! The resident daemon (`switchboard sync`) and its clients over the control socket: one owner
+//! of every upstream session per config dir, and the CLI as a client of it.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use switchboard_fixture::{Fixture, Knobs};
+
+use crate::support::*;
+
+/// A `switchboard sync` daemon, killed when the test ends however it ends.
+struct Daemon {
+    child: Child,
+    /// The `--metrics` address it printed, if asked to serve metrics.
+    metrics: Option<String>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the daemon for `dir` and waits until its control socket answers.
+async fn start_daemon(dir: &Path, with_metrics: bool) -> Daemon {
+    let mut command = switchboard();
+    command.arg("--config-dir").arg(dir).arg("sync");
+    if with_metrics {
+        command.args(["--metrics", "127.0.0.1:0"]);
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut metrics = None;
+    if with_metrics {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while metrics.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("within {DEADLINE:?}: sync prints its metrics address"));
+            metrics = line
+                .strip_prefix("metrics: http://")
+                .map(|rest| rest.trim_end_matches("/metrics").to_string());
+        }
+    }
+    let daemon = Daemon { child, metrics };
+    let path = socket_path(dir);
+    wait_until("the daemon's control socket answers", || {
+        std::os::unix::net::UnixStream::connect(&path).is_ok()
+    })
+    .await;
+    daemon
+}
+
+fn socket_path(dir: &Path) -> PathBuf {
+    switchboard::control::socket::socket_path(dir).unwrap()
+}
+
+async fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    let (dir, args): (PathBuf, Vec<String>) = (
+        dir.to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&dir, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+/// `GET /metrics` from the daemon's metrics endpoint.
+fn scrape(addr: &str) -> String {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
+    let fixture = Fixture::start(Knobs {
+        tools: 2,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    assert!(
+        run(&dir, &["registry", "add", "fx", "--url", &fixture.url()])
+            .await
+            .status
+            .success()
+    );
+    let daemon = start_daemon(&dir, true).await;
+    let healthy = || async {
+        let status = json(&run(&dir, &["status", "--json"]).await);
+        status["connectors"][0]["state"] == "healthy"
+    };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !healthy().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fx healthy in the daemon"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Only the daemon and its user reach the socket.
+    let path = socket_path(&dir);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "{}", path.display());
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+
+    let accepted = fixture.accepted_connections();
+    let call = run(
+        &dir,
+        &[
+            "call",
+            "fx.tool_001",
+            "--args",
+            r#"{"text":"via the daemon"}"#,
+        ],
+    )
+    .await;
+    assert!(call.status.success(), "{}", stderr(&call));
+    assert!(
+        stdout(&call).contains("via the daemon"),
+        "{}",
+        stdout(&call)
+    );
+    assert!(
+        !stderr(&call).contains("no daemon runs"),
+        "the call went to the daemon: {}",
+        stderr(&call)
+    );
+    let tools = json(&run(&dir, &["tools", "--json"]).await);
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fx.tool_000", "fx.tool_001"]);
+    let once = json(&run(&dir, &["sync", "--once", "--json"]).await);
+    assert_eq!(once[0]["state"], "healthy", "{once}");
+    assert!(once[0]["latency_ms"].as_f64().is_some(), "{once}");
+    assert_eq!(
+        fixture.accepted_connections(),
+        accepted,
+        "call, tools and sync --once reuse the daemon's session: no new connection"
+    );
+
+    let status = json(&run(&dir, &["status", "--json"]).await);
+    assert_eq!(status["connectors"][0]["calls"]["calls"], 1, "{status}");
+    assert_eq!(status["overall"], "healthy", "{status}");
+    let metrics = scrape(daemon.metrics.as_deref().unwrap());
+    let count = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("mcp_client_operation_duration_seconds_count{")
+                && l.contains("connector=\"fx\"")
+                && l.contains("gen_ai_tool_name=\"tool_001\"")
+        })
+        .unwrap_or_else(|| panic!("the call is in the daemon's histogram:\n{metrics}"));
+    assert!(count.ends_with(" 1"), "{count}");
+
+    let text = run(&dir, &["status"]).await;
+    assert!(
+        stdout(&text).starts_with("1/1 healthy"),
+        "{}",
+        stdout(&text)
+    );
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_daemon_refuses_and_a_killed_ones_socket_is_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let mut first = start_daemon(&dir, false).await;
+
+    let second = run(&dir, &["sync"]).await;
+    assert!(!second.status.success(), "a second daemon must not start");
+    let pid = first.child.id().to_string();
+    assert!(
+        stderr(&second).contains(&format!("pid {pid}")),
+        "it names the daemon that runs: {}",
+        stderr(&second)
+    );
+
+    first.child.kill().unwrap(); // SIGKILL: the socket file stays behind
+    first.child.wait().unwrap();
+    let path = socket_path(&dir);
+    assert!(path.exists(), "a killed daemon leaves its socket");
+    let status = run(&dir, &["status"]).await;
+    assert!(
+        stderr(&status).contains("no daemon runs"),
+        "a stale socket is no daemon: {}",
+        stderr(&status)
+    );
+
+    let third = start_daemon(&dir, false).await;
+    let status = run(&dir, &["status", "--json"]).await;
+    assert!(
+        !stderr(&status).contains("no daemon runs"),
+        "the next daemon took over the stale socket: {}",
+        stderr(&status)
+    );
+    drop(third);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_daemon_commands_say_they_run_an_engine_of_their_own() {
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(&dir, &["registry", "add", "fx", "--url", &fixture.url()]).await;
+    let status = run(&dir, &["status", "--json"]).await;
+    let overview = json(&status);
+    assert_eq!(overview["connectors"][0]["state"], "healthy", "{overview}");
+    let notes: Vec<&str> = std::str::from_utf8(&status.stderr)
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(notes.len(), 1, "one line on stderr: {notes:?}");
+    assert!(notes[0].contains("no daemon runs"), "{notes:?}");
+}
