@@ -4,6 +4,8 @@
 //! credentials were accepted. Anything less gets another state with a reason, so the tray never
 //! shows green for a dead server.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::engine::ConnectorStatus;
@@ -57,6 +59,88 @@ impl Health {
             (Self::Healthy, None)
         }
     }
+}
+
+/// What a supervisor observed of its connector: the facts [`next`] turns into a status.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// An attempt to connect began.
+    Connecting,
+    /// A session is up and listed `tools` tools.
+    Up {
+        tools: usize,
+        latency: Duration,
+        protocol_version: Option<String>,
+    },
+    /// The live session listed its tools again.
+    Tools(usize),
+    /// The verdict on recent calls: `Some(reason)` to degrade, `None` when they are fine.
+    Quality(Option<String>),
+    /// The attempt or the session failed; `retry_in` is the wait before the next attempt.
+    Failed {
+        state: Health,
+        reason: String,
+        attempt: u32,
+        retry_in: Option<Duration>,
+    },
+}
+
+/// A connector's status after `observed`: the health state machine, without side effects.
+pub fn next(status: &ConnectorStatus, observed: Observed) -> ConnectorStatus {
+    let mut status = status.clone();
+    match observed {
+        // A retry does not make a failed connector "connecting" again: it is down (or
+        // unauthorized) until an attempt succeeds, so the tray does not flicker.
+        Observed::Connecting if matches!(status.state, Health::Down | Health::Unauthorized) => {
+            status.retry_in_ms = None;
+        }
+        Observed::Connecting => {
+            status.state = Health::Connecting;
+            status.reason = None;
+            status.attempt = 0;
+            status.retry_in_ms = None;
+        }
+        Observed::Up {
+            tools,
+            latency,
+            protocol_version,
+        } => {
+            (status.state, status.reason) = Health::after_connect(tools);
+            status.tools = tools;
+            status.latency_ms = Some(latency.as_secs_f64() * 1e3);
+            status.protocol_version = protocol_version;
+            status.attempt = 0;
+            status.retry_in_ms = None;
+        }
+        // Only a connector with tools can be judged on its calls (one with none stays
+        // degraded for that reason).
+        Observed::Quality(verdict) if status.tools > 0 => {
+            status.state = if verdict.is_some() {
+                Health::Degraded
+            } else {
+                Health::Healthy
+            };
+            status.reason = verdict;
+        }
+        Observed::Quality(_) => {}
+        Observed::Tools(tools) => {
+            (status.state, status.reason) = Health::after_connect(tools);
+            status.tools = tools;
+        }
+        Observed::Failed {
+            state,
+            reason,
+            attempt,
+            retry_in,
+        } => {
+            status.state = state;
+            status.reason = Some(reason);
+            status.tools = 0;
+            status.attempt = attempt;
+            status.retry_in_ms = retry_in.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+    status
 }
 
 /// The whole fleet at a glance: the tray icon's four states.
@@ -177,5 +261,67 @@ mod tests {
         );
         assert_eq!(summary(&connectors[..1]), "1/1 healthy");
         assert_eq!(summary(&connectors[4..]), "no connectors enabled");
+    }
+
+    #[test]
+    fn the_state_machine_moves_as_observed() {
+        let up = Observed::Up {
+            tools: 3,
+            latency: Duration::from_millis(12),
+            protocol_version: Some("2025-11-25".into()),
+        };
+        let connecting = connector("c", Health::Connecting);
+        let healthy = next(&connecting, up);
+        assert_eq!((healthy.state, healthy.tools), (Health::Healthy, 3));
+        assert_eq!(healthy.latency_ms, Some(12.0));
+
+        let slow = next(&healthy, Observed::Quality(Some("p95 high".into())));
+        assert_eq!(slow.state, Health::Degraded);
+        assert_eq!(slow.reason.as_deref(), Some("p95 high"));
+        assert_eq!(next(&slow, Observed::Quality(None)).state, Health::Healthy);
+
+        let no_tools = Observed::Up {
+            tools: 0,
+            latency: Duration::ZERO,
+            protocol_version: None,
+        };
+        let empty = next(&connecting, no_tools);
+        assert_eq!(empty.state, Health::Degraded, "no tools is not healthy");
+        assert_eq!(
+            next(&empty, Observed::Quality(None)).state,
+            Health::Degraded,
+            "good calls do not make a server without tools healthy"
+        );
+
+        let failed = next(
+            &healthy,
+            Observed::Failed {
+                state: Health::Down,
+                reason: "refused".into(),
+                attempt: 2,
+                retry_in: Some(Duration::from_millis(700)),
+            },
+        );
+        assert_eq!(
+            (failed.state, failed.tools, failed.attempt),
+            (Health::Down, 0, 2)
+        );
+        assert_eq!(failed.retry_in_ms, Some(700));
+        let retrying = next(&failed, Observed::Connecting);
+        assert_eq!(
+            retrying.state,
+            Health::Down,
+            "a retry does not flicker to connecting"
+        );
+        assert_eq!(retrying.retry_in_ms, None);
+        assert_eq!(
+            retrying.reason.as_deref(),
+            Some("refused"),
+            "the reason stays"
+        );
+        assert_eq!(
+            next(&healthy, Observed::Connecting).state,
+            Health::Connecting
+        );
     }
 }

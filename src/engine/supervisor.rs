@@ -1,0 +1,245 @@
+//! A supervisor keeps one connector connected until told to stop: connects within the shared
+//! concurrency limit, then serves (re-lists on `list_changed`, probes when idle, re-checks on
+//! demand), and on failure reconnects with capped exponential backoff and full jitter. It only
+//! reports; the reconciler decides what the reports mean.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::Tool;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::EngineOptions;
+use crate::backoff::full_jitter;
+use crate::connector::ConnectorSpec;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::session::{Caller, Session, SessionError};
+
+/// What a supervisor tells the reconciler. `generation` tells reports of a replaced supervisor
+/// apart from its successor's.
+pub(super) struct Report {
+    pub(super) id: String,
+    pub(super) generation: u64,
+    pub(super) update: Update,
+}
+
+pub(super) enum Update {
+    Connecting,
+    Up {
+        tools: Vec<Tool>,
+        latency: Duration,
+        protocol_version: Option<String>,
+        caller: Caller,
+    },
+    Tools(Vec<Tool>),
+    /// The verdict on recent calls: `Some(reason)` to degrade, `None` when they are fine.
+    Quality(Option<String>),
+    Failed {
+        state: Health,
+        reason: String,
+        attempt: u32,
+        retry_in: Option<Duration>,
+    },
+}
+
+/// Keeps one connector connected until told to stop.
+pub(super) struct Supervisor {
+    recheck: watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
+    spec: ConnectorSpec,
+    http: reqwest::Client,
+    permits: Arc<Semaphore>,
+    options: EngineOptions,
+    stop: CancellationToken,
+    reports: mpsc::Sender<Report>,
+    generation: u64,
+}
+
+/// Why a live session ended.
+enum Ended {
+    Stopped,
+    Failed(Health, String),
+}
+
+impl Supervisor {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one constructor, called from one place"
+    )]
+    pub(super) fn new(
+        spec: ConnectorSpec,
+        generation: u64,
+        recheck: watch::Receiver<u64>,
+        metrics: Arc<Metrics>,
+        http: reqwest::Client,
+        permits: Arc<Semaphore>,
+        options: EngineOptions,
+        stop: CancellationToken,
+        reports: mpsc::Sender<Report>,
+    ) -> Self {
+        Self {
+            recheck,
+            metrics,
+            spec,
+            http,
+            permits,
+            options,
+            stop,
+            reports,
+            generation,
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut attempt = 0;
+        // How the server was reached last time: reconnects skip detecting it again.
+        let mut known = None;
+        loop {
+            self.report(Update::Connecting).await;
+            let opened = {
+                let _permit = tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    permit = self.permits.acquire() => permit,
+                };
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    opened = Session::open_as(&self.spec, &self.http, known) => opened,
+                }
+            };
+            match opened {
+                Ok(mut session) => {
+                    attempt = 0;
+                    known = Some(session.handshake);
+                    self.report(Update::Up {
+                        tools: session.tools.clone(),
+                        latency: session.connect_latency,
+                        protocol_version: session.protocol_version.clone(),
+                        caller: session.caller(),
+                    })
+                    .await;
+                    let ended = self.serve(&mut session).await;
+                    session.close().await;
+                    match ended {
+                        Ended::Stopped => return,
+                        // A session that worked and broke is retried at once (the server may
+                        // just have restarted); backoff starts if that fails too.
+                        Ended::Failed(state, reason) => {
+                            self.report(Update::Failed {
+                                state,
+                                reason,
+                                attempt,
+                                retry_in: None,
+                            })
+                            .await;
+                        }
+                    }
+                }
+                Err(error) => {
+                    attempt += 1;
+                    let options = &self.options;
+                    // The first failed attempt waits up to `backoff_base`.
+                    let delay = full_jitter(options.backoff_base, options.backoff_cap, attempt - 1);
+                    self.report(Update::Failed {
+                        state: Health::after_failure(&error),
+                        reason: error.to_string(),
+                        attempt,
+                        retry_in: Some(delay),
+                    })
+                    .await;
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                        // The network may be back: do not wait out the backoff.
+                        _ = self.recheck.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn serve(&mut self, session: &mut Session) -> Ended {
+        enum Wake {
+            Stop,
+            ToolsChanged(Result<(), SessionError>),
+            ProbeDue,
+            Recheck,
+        }
+        self.recheck.mark_unchanged();
+        loop {
+            let wake = tokio::select! {
+                _ = self.stop.cancelled() => Wake::Stop,
+                changed = session.tools_changed() => Wake::ToolsChanged(changed),
+                _ = tokio::time::sleep(self.options.probe_every) => Wake::ProbeDue,
+                _ = self.recheck.changed() => Wake::Recheck,
+            };
+            match wake {
+                Wake::Stop => return Ended::Stopped,
+                Wake::ToolsChanged(Err(e)) => {
+                    return Ended::Failed(Health::after_failure(&e), e.to_string());
+                }
+                Wake::ToolsChanged(Ok(())) => match session.relist(self.spec.connect_timeout).await
+                {
+                    Ok(tools) => self.report(Update::Tools(tools.to_vec())).await,
+                    Err(e) => return Ended::Failed(Health::after_failure(&e), e.to_string()),
+                },
+                Wake::ProbeDue => {
+                    if session.is_closed() {
+                        return Ended::Failed(Health::Down, "the connection closed".into());
+                    }
+                    if session.caller().idle_for() >= self.options.probe_every
+                        && let Err(e) = session.probe(self.spec.connect_timeout).await
+                    {
+                        return Ended::Failed(
+                            Health::after_failure(&e),
+                            format!("probe failed: {e}"),
+                        );
+                    }
+                    self.report(Update::Quality(self.verdict())).await;
+                }
+                Wake::Recheck => {
+                    if let Err(e) = session.probe(self.spec.connect_timeout).await {
+                        return Ended::Failed(
+                            Health::after_failure(&e),
+                            format!("re-check failed: {e}"),
+                        );
+                    }
+                    match session.relist(self.spec.connect_timeout).await {
+                        Ok(tools) => self.report(Update::Tools(tools.to_vec())).await,
+                        Err(e) => return Ended::Failed(Health::after_failure(&e), e.to_string()),
+                    }
+                    self.report(Update::Quality(self.verdict())).await;
+                }
+            }
+        }
+    }
+
+    /// Degraded when recent calls mostly fail or their p95 is over the threshold.
+    fn verdict(&self) -> Option<String> {
+        let recent = self.metrics.recent(&self.spec.id);
+        if recent.calls >= self.options.min_calls_for_error_rate && recent.errors * 2 > recent.calls
+        {
+            return Some(format!(
+                "{} of the last {} calls failed",
+                recent.errors, recent.calls
+            ));
+        }
+        (recent.calls > 0 && recent.p95 > self.options.slow_p95).then(|| {
+            format!(
+                "p95 of recent calls is {} ms, over {} ms",
+                recent.p95.as_millis(),
+                self.options.slow_p95.as_millis()
+            )
+        })
+    }
+
+    async fn report(&self, update: Update) {
+        let report = Report {
+            id: self.spec.id.clone(),
+            generation: self.generation,
+            update,
+        };
+        let _ = self.reports.send(report).await;
+    }
+}
