@@ -5,16 +5,24 @@
 //! dies with its session. Every request has a deadline: `rmcp` has none of its own.
 
 mod elicitation;
+mod error;
+mod handshake;
+mod http;
 mod legacy_sse;
 mod reuse;
+mod stderr;
 
 pub use elicitation::{Elicitation, with_defaults};
+pub use error::SessionError;
+pub(crate) use error::innermost_cause;
+pub use http::{HttpClientError, http_client, http_client_trusting};
 
-use std::collections::HashMap;
+use handshake::connect;
+use stderr::StderrTail;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
     ClientRequest, ElicitRequestParams, ElicitResult, ElicitationCapability,
@@ -22,185 +30,11 @@ use rmcp::model::{
     ProtocolVersion, RequestMetaObject, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{
-    ClientCacheConfig, ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient,
-    ServiceError,
-};
+use rmcp::{ClientCacheConfig, ClientHandler, RoleClient};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
 use crate::connector::{ConnectorSpec, Endpoint};
-use crate::registry::model::RemoteKind;
-
-/// The client every HTTP connector shares. No overall `.timeout()`: it would cut long-lived SSE
-/// streams; deadlines are per request instead. Trusts the platform's certificates, plus those in
-/// the PEM file `SWITCHBOARD_CA_FILE` names (a company CA, a local development CA).
-pub fn http_client() -> Result<reqwest::Client, HttpClientError> {
-    let extra = match std::env::var_os("SWITCHBOARD_CA_FILE") {
-        Some(path) => std::fs::read(&path).map_err(|e| {
-            HttpClientError(format!(
-                "SWITCHBOARD_CA_FILE {}: {e}",
-                path.to_string_lossy()
-            ))
-        })?,
-        None => Vec::new(),
-    };
-    http_client_trusting(&extra)
-}
-
-/// [`http_client`], also trusting the certificates of a PEM bundle (may be empty).
-pub fn http_client_trusting(pem: &[u8]) -> Result<reqwest::Client, HttpClientError> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .tcp_keepalive(Duration::from_secs(30))
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
-    if !pem.is_empty() {
-        for certificate in reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| HttpClientError(format!("not a PEM certificate bundle: {e}")))?
-        {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder.build().map_err(|e| HttpClientError(e.to_string()))
-}
-
-/// The shared HTTP client could not be set up.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot set up the HTTP client: {0}")]
-pub struct HttpClientError(String);
-
-/// Why a session could not be opened or a request failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// The server refused the credentials (HTTP 401/403): its own state, not "down".
-    #[error("authorization rejected: {0}")]
-    Unauthorized(String),
-    #[error("no answer within {} ms", .0.as_millis())]
-    Timeout(Duration),
-    /// No connection could be made (refused, no route, DNS): says nothing of the protocol.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The connection failed or closed.
-    #[error("{0}")]
-    Transport(String),
-    /// The server answered with a JSON-RPC error.
-    #[error("server error {code}: {message}")]
-    Server { code: i32, message: String },
-    #[error("{0}")]
-    Unsupported(String),
-}
-
-impl SessionError {
-    /// A short label for metrics and the UI (`error.type` in the OpenTelemetry conventions).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Timeout(_) => "timeout",
-            Self::Unreachable(_) => "unreachable",
-            Self::Transport(_) => "transport",
-            Self::Server { .. } => "server_error",
-            Self::Unsupported(_) => "unsupported",
-        }
-    }
-
-    /// The same error, with a stdio server's last stderr lines appended to its message.
-    fn with_stderr(self, tail: &[String]) -> Self {
-        let Some(last) = tail.iter().rev().find(|l| !l.trim().is_empty()) else {
-            return self;
-        };
-        match self {
-            Self::Transport(message) | Self::Unreachable(message) => {
-                Self::Transport(format!("{message}; stderr: {last}"))
-            }
-            Self::Timeout(after) => Self::Transport(format!(
-                "no answer within {} ms; stderr: {last}",
-                after.as_millis()
-            )),
-            other => other,
-        }
-    }
-
-    fn from_service(error: ServiceError) -> Self {
-        if let Some(challenge) = error.auth_challenge() {
-            return Self::Unauthorized(challenge.to_string());
-        }
-        match error {
-            ServiceError::McpError(e) => Self::Server {
-                code: e.code.0,
-                message: e.message.to_string(),
-            },
-            ServiceError::Timeout { timeout } => Self::Timeout(timeout),
-            other => Self::from_cause(&other, None),
-        }
-    }
-
-    fn from_init(error: rmcp::service::ClientInitializeError) -> Self {
-        Self::from_init_ref(&error)
-    }
-
-    fn from_init_ref(error: &rmcp::service::ClientInitializeError) -> Self {
-        if let Some(challenge) = error.auth_challenge() {
-            return Self::Unauthorized(challenge.to_string());
-        }
-        if error.is_authorization_required() {
-            return Self::Unauthorized("the server requires authorization".into());
-        }
-        match error {
-            // This variant keeps its cause in a field the error chain does not follow.
-            rmcp::service::ClientInitializeError::TransportError { error, context } => {
-                Self::from_cause(error, Some(context))
-            }
-            rmcp::service::ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
-                // Discover failed, then initialize: the second says what is wrong.
-                Self::from_init_ref(fallback)
-            }
-            other => Self::from_cause(other, None),
-        }
-    }
-}
-
-/// The innermost cause ("Connection refused (os error 111)"): what a person can act on, as the
-/// outer layers name SDK types; and whether the connection itself could not be made.
-pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
-    use rmcp::transport::streamable_http_client::StreamableHttpError;
-    let mut cause = error;
-    let mut unreachable = false;
-    loop {
-        unreachable |= cause
-            .downcast_ref::<reqwest::Error>()
-            .is_some_and(reqwest::Error::is_connect);
-        if let Some(inner) = cause.source() {
-            cause = inner;
-        } else if let Some(StreamableHttpError::Client(inner)) =
-            cause.downcast_ref::<StreamableHttpError<reqwest::Error>>()
-        {
-            // rmcp wraps reqwest's error without exposing it as a source.
-            cause = inner;
-        } else {
-            return (cause.to_string(), unreachable);
-        }
-    }
-}
-
-impl SessionError {
-    fn from_cause(error: &(dyn std::error::Error + 'static), during: Option<&str>) -> Self {
-        let (text, unreachable) = innermost_cause(error);
-        let text = match during {
-            Some(step) => format!("{text} (during {step})"),
-            None => text,
-        };
-        if unreachable {
-            Self::Unreachable(text)
-        } else {
-            Self::Transport(text)
-        }
-    }
-}
 
 /// Receives the server's notifications for one session.
 #[derive(Clone)]
@@ -209,54 +43,6 @@ struct SessionEvents {
     stderr: Arc<StderrTail>,
     elicitation: Elicitation,
     listening: Arc<reuse::Listening>,
-}
-
-/// The last lines a stdio server wrote to stderr: usually the reason it would not start.
-#[derive(Default)]
-struct StderrTail {
-    lines: std::sync::Mutex<std::collections::VecDeque<String>>,
-    closed: Notify,
-    done: std::sync::atomic::AtomicBool,
-}
-
-impl StderrTail {
-    const KEEP: usize = 20;
-
-    /// Reads `stderr` to its end in the background.
-    fn follow(self: &Arc<Self>, stderr: tokio::process::ChildStderr, connector: String) {
-        use tokio::io::AsyncBufReadExt as _;
-        let tail = self.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                tracing::debug!(connector, line, "stderr");
-                if let Ok(mut kept) = tail.lines.lock() {
-                    if kept.len() == Self::KEEP {
-                        kept.pop_front();
-                    }
-                    kept.push_back(line);
-                }
-            }
-            tail.done.store(true, std::sync::atomic::Ordering::Release);
-            tail.closed.notify_waiters();
-        });
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines
-            .lock()
-            .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// The kept lines, once the stream has ended or `wait` has passed.
-    async fn settled(&self, wait: Duration) -> Vec<String> {
-        let closed = self.closed.notified();
-        if !self.done.load(std::sync::atomic::Ordering::Acquire) {
-            let _ = tokio::time::timeout(wait, closed).await;
-        }
-        self.lines()
-    }
 }
 
 impl ClientHandler for SessionEvents {
@@ -485,27 +271,6 @@ impl Session {
         Ok(&self.tools)
     }
 
-    /// Calls a tool. A result with `isError` is the tool's answer, not a failure of the session.
-    pub async fn call(
-        &self,
-        tool: &str,
-        arguments: Option<Map<String, Value>>,
-        timeout: Duration,
-    ) -> Result<CallToolResult, SessionError> {
-        let result = call_tool(
-            self.service.peer(),
-            self.elicitation,
-            tool,
-            arguments,
-            timeout,
-        )
-        .await;
-        if result.is_ok() {
-            self.activity.answered();
-        }
-        result
-    }
-
     /// Asks the server whether it is there, by its era: `ping` on the initialize-era
     /// protocols, `server/discover` on 2026-07-28 and later (which have no ping).
     pub async fn probe(&self, timeout: Duration) -> Result<(), SessionError> {
@@ -552,6 +317,8 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Calls a tool within the connector's call deadline. A result with `isError` is the
+    /// tool's answer, not a failure of the session.
     pub async fn call(
         &self,
         tool: &str,
@@ -682,280 +449,6 @@ async fn subscribe_to_changes(
         Err(e) => {
             tracing::warn!(error = %e, "server offers list changes but refused a subscription");
             None
-        }
-    }
-}
-
-type Connected = (RunningService<RoleClient, SessionEvents>, Handshake);
-
-async fn connect(
-    spec: &ConnectorSpec,
-    http: &reqwest::Client,
-    events: SessionEvents,
-    known: Option<Handshake>,
-) -> Result<Connected, SessionError> {
-    if let Some(known) = known {
-        match connect_as(spec, http, events.clone(), known).await {
-            // It may have been upgraded or replaced: detect afresh, unless it was not reached,
-            // did not answer in time or refused the credentials, which would say nothing new.
-            Err(error)
-                if !matches!(
-                    error,
-                    SessionError::Unreachable(_)
-                        | SessionError::Timeout(_)
-                        | SessionError::Unauthorized(_)
-                ) =>
-            {
-                tracing::debug!(connector = %spec.id, ?known, %error, "the remembered handshake failed; detecting again");
-            }
-            other => return other,
-        }
-    }
-    detect(spec, http, events).await
-}
-
-/// Connects the way the server was reached before.
-async fn connect_as(
-    spec: &ConnectorSpec,
-    http: &reqwest::Client,
-    events: SessionEvents,
-    known: Handshake,
-) -> Result<Connected, SessionError> {
-    let headers = match &spec.endpoint {
-        Endpoint::Http { headers, .. } => Some(header_map(headers)?),
-        Endpoint::Stdio { .. } => None,
-    };
-    let lifecycle = match known {
-        Handshake::LegacySse => {
-            let Endpoint::Http { url, .. } = &spec.endpoint else {
-                return Err(SessionError::Unsupported("SSE needs a URL".into()));
-            };
-            let service =
-                serve_legacy_sse(spec, http, url, headers.unwrap_or_default(), events).await?;
-            return Ok((service, known));
-        }
-        Handshake::Discover => ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        },
-        Handshake::Initialize => ClientLifecycleMode::Initialize,
-    };
-    let service = serve(spec, http, events, headers, lifecycle)
-        .await
-        .map_err(SessionError::from_init)?;
-    Ok((service, known))
-}
-
-/// Finds out how the server speaks: the protocol era, and for HTTP the transport.
-async fn detect(
-    spec: &ConnectorSpec,
-    http: &reqwest::Client,
-    events: SessionEvents,
-) -> Result<Connected, SessionError> {
-    let era = |service: RunningService<RoleClient, SessionEvents>| {
-        let modern = service
-            .peer_info()
-            .is_some_and(|i| i.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
-        let handshake = if modern {
-            Handshake::Discover
-        } else {
-            Handshake::Initialize
-        };
-        (service, handshake)
-    };
-    let (url, headers, kind) = match &spec.endpoint {
-        Endpoint::Http { url, headers, kind } => (url, header_map(headers)?, *kind),
-        Endpoint::Stdio { .. } => {
-            return serve_with_era_fallback(spec, http, events, None)
-                .await
-                .map(era)
-                .map_err(SessionError::from_init);
-        }
-    };
-    match kind {
-        Some(RemoteKind::Sse) => serve_legacy_sse(spec, http, url, headers, events)
-            .await
-            .map(|service| (service, Handshake::LegacySse)),
-        Some(RemoteKind::Http) => serve_with_era_fallback(spec, http, events, Some(headers))
-            .await
-            .map(era)
-            .map_err(SessionError::from_init),
-        // The spec's rule when the transport is not known: streamable HTTP first; a 400, 404 or
-        // 405 to its POST means an old server, so try the HTTP+SSE transport's GET.
-        None => {
-            match serve_with_era_fallback(spec, http, events.clone(), Some(headers.clone())).await {
-                Err(error) if rejected_post(&error) => {
-                    serve_legacy_sse(spec, http, url, headers, events)
-                        .await
-                        .map(|service| (service, Handshake::LegacySse))
-                        .map_err(|sse| {
-                            SessionError::Transport(format!(
-                                "neither transport works: streamable HTTP: {}; HTTP+SSE: {sse}",
-                                SessionError::from_init(error)
-                            ))
-                        })
-                }
-                other => other.map(era).map_err(SessionError::from_init),
-            }
-        }
-    }
-}
-
-/// Whether the server refused a streamable HTTP POST the way pre-2025 servers do.
-fn rejected_post(error: &rmcp::service::ClientInitializeError) -> bool {
-    use rmcp::service::ClientInitializeError;
-    use rmcp::transport::streamable_http_client::StreamableHttpError;
-    let error = match error {
-        ClientInitializeError::TransportError { error, .. } => error,
-        // Auto mode tried discover, then initialize: the initialize POST decides.
-        ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
-            return rejected_post(fallback);
-        }
-        _ => return false,
-    };
-    let mut cause: &(dyn std::error::Error + 'static) = error;
-    loop {
-        match cause.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
-            Some(StreamableHttpError::HttpStatus(status)) => {
-                return matches!(status.status, 400 | 404 | 405);
-            }
-            // rmcp reports some statuses only inside this message ("HTTP 404 Not Found: …").
-            Some(StreamableHttpError::UnexpectedServerResponse(message)) => {
-                return ["HTTP 400", "HTTP 404", "HTTP 405"]
-                    .iter()
-                    .any(|status| message.starts_with(status));
-            }
-            _ => {}
-        }
-        match cause.source() {
-            Some(inner) => cause = inner,
-            None => return false,
-        }
-    }
-}
-
-fn header_map(
-    headers: &indexmap::IndexMap<String, String>,
-) -> Result<reqwest::header::HeaderMap, SessionError> {
-    let mut map = reqwest::header::HeaderMap::new();
-    for (name, value) in headers {
-        let name = HeaderName::try_from(name.as_str())
-            .map_err(|_| SessionError::Unsupported(format!("bad header name {name:?}")))?;
-        let mut value = HeaderValue::try_from(value.as_str())
-            .map_err(|_| SessionError::Unsupported(format!("bad value for header {name}")))?;
-        // Kept out of debug output and HTTP/2 header compression tables.
-        value.set_sensitive(true);
-        map.insert(name, value);
-    }
-    Ok(map)
-}
-
-async fn serve_legacy_sse(
-    spec: &ConnectorSpec,
-    http: &reqwest::Client,
-    url: &str,
-    headers: reqwest::header::HeaderMap,
-    events: SessionEvents,
-) -> Result<RunningService<RoleClient, SessionEvents>, SessionError> {
-    use legacy_sse::SseTransportError;
-    let transport = legacy_sse::connect(http, url, headers, spec.connect_timeout)
-        .await
-        .map_err(|e| match e {
-            SseTransportError::Status(status)
-                if status == reqwest::StatusCode::UNAUTHORIZED
-                    || status == reqwest::StatusCode::FORBIDDEN =>
-            {
-                SessionError::Unauthorized(format!("HTTP {status}"))
-            }
-            other => SessionError::Transport(other.to_string()),
-        })?;
-    events
-        .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
-        .await
-        .map_err(SessionError::from_init)
-}
-
-async fn serve_with_era_fallback(
-    spec: &ConnectorSpec,
-    http: &reqwest::Client,
-    events: SessionEvents,
-    headers: Option<reqwest::header::HeaderMap>,
-) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
-    // Speak the newest era where the server does, the 2025-11-25 handshake otherwise; rmcp
-    // detects which per the spec's backward-compatibility rules.
-    let auto = ClientLifecycleMode::Auto {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        legacy_version: Some(ProtocolVersion::V_2025_11_25),
-    };
-    match serve(spec, http, events.clone(), headers.clone(), auto).await {
-        // A server that knows `server/discover` but lists only initialize-era versions: rmcp
-        // gives up instead of falling back, so fall back here, with a fresh transport.
-        Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
-            server_supported,
-            ..
-        }) if server_supported
-            .iter()
-            .any(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str()) =>
-        {
-            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
-        }
-        // A server that answers any unknown method with an empty result: not a discover
-        // result, so not a 2026-era server. rmcp gives up here too.
-        Err(rmcp::service::ClientInitializeError::ExpectedInitResult(_)) => {
-            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
-        }
-        other => other,
-    }
-}
-
-/// Opens a streamable HTTP or stdio transport to the spec's endpoint and runs the handshake.
-async fn serve(
-    spec: &ConnectorSpec,
-    http: &reqwest::Client,
-    events: SessionEvents,
-    headers: Option<reqwest::header::HeaderMap>,
-    lifecycle: ClientLifecycleMode,
-) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
-    use rmcp::service::ClientInitializeError;
-    let refused = |message: String| ClientInitializeError::ConnectionClosed(message);
-    match &spec.endpoint {
-        Endpoint::Http { url, .. } => {
-            let custom: HashMap<HeaderName, HeaderValue> = headers
-                .unwrap_or_default()
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect();
-            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                .custom_headers(custom)
-                .reinit_on_expired_session(true);
-            let client = reuse::ReusingClient {
-                http: http.clone(),
-                listening: events.listening.clone(),
-            };
-            let transport = StreamableHttpClientTransport::with_client(client, config);
-            events.serve_with_lifecycle(transport, lifecycle).await
-        }
-        Endpoint::Stdio {
-            command,
-            args,
-            env,
-            cwd,
-        } => {
-            let mut cmd = tokio::process::Command::new(command);
-            cmd.args(args).envs(env);
-            if let Some(cwd) = cwd {
-                cmd.current_dir(cwd);
-            }
-            let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
-            #[cfg(unix)]
-            wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
-            let (transport, stderr) = TokioChildProcess::builder(wrapped)
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| refused(format!("cannot start {command}: {e}")))?;
-            if let Some(stderr) = stderr {
-                events.stderr.follow(stderr, spec.id.clone());
-            }
-            events.serve_with_lifecycle(transport, lifecycle).await
         }
     }
 }

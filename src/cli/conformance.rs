@@ -39,11 +39,9 @@ pub async fn run(url: &str) -> Result<()> {
         .await
         .with_context(|| format!("cannot connect to {url}"))?;
     let calls = planned_calls(&session, &context);
+    let caller = session.caller();
     for (tool, arguments) in calls {
-        match session
-            .call(&tool, Some(arguments), spec.call_timeout)
-            .await
-        {
+        match caller.call(&tool, Some(arguments)).await {
             Ok(result) => tracing::info!(tool, ?result, "called"),
             // The server's own answer to the call: the session is fine.
             Err(error @ SessionError::Server { .. }) => eprintln!("{tool}: {error}"),

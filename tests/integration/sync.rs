@@ -227,10 +227,11 @@ async fn calls_reuse_the_connection_the_handshake_opened() {
         .await
         .unwrap();
     let after_handshake = fixture.accepted_connections();
+    let caller = session.caller();
     for i in 0..20 {
         let args = serde_json::json!({"text": format!("call {i}")});
-        let result = session
-            .call("tool_001", args.as_object().cloned(), DEADLINE)
+        let result = caller
+            .call("tool_001", args.as_object().cloned())
             .await
             .unwrap();
         assert_eq!(result.is_error, Some(false));
@@ -244,7 +245,7 @@ async fn calls_reuse_the_connection_the_handshake_opened() {
         "20 sequential calls opened {} connections beyond the handshake's {after_handshake}",
         fixture.accepted_connections() - after_handshake
     );
-    let failed = session.call("missing", None, DEADLINE).await.unwrap_err();
+    let failed = caller.call("missing", None).await.unwrap_err();
     assert!(failed.to_string().contains("no tool missing"), "{failed}");
     session.close().await;
 }

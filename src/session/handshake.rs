@@ -1,0 +1,274 @@
+//! Opening a session: the transport for the connector's endpoint, and which protocol era (and
+//! for HTTP, which transport) its server speaks, detected once and remembered.
+
+use std::collections::HashMap;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::model::ProtocolVersion;
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient};
+
+use super::http::header_map;
+use super::{Handshake, SessionError, SessionEvents, legacy_sse, reuse};
+use crate::connector::{ConnectorSpec, Endpoint};
+use crate::registry::model::RemoteKind;
+
+pub(super) type Connected = (RunningService<RoleClient, SessionEvents>, Handshake);
+
+pub(super) async fn connect(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+    known: Option<Handshake>,
+) -> Result<Connected, SessionError> {
+    if let Some(known) = known {
+        match connect_as(spec, http, events.clone(), known).await {
+            // It may have been upgraded or replaced: detect afresh, unless it was not reached,
+            // did not answer in time or refused the credentials, which would say nothing new.
+            Err(error)
+                if !matches!(
+                    error,
+                    SessionError::Unreachable(_)
+                        | SessionError::Timeout(_)
+                        | SessionError::Unauthorized(_)
+                ) =>
+            {
+                tracing::debug!(connector = %spec.id, ?known, %error, "the remembered handshake failed; detecting again");
+            }
+            other => return other,
+        }
+    }
+    detect(spec, http, events).await
+}
+
+/// Connects the way the server was reached before.
+async fn connect_as(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+    known: Handshake,
+) -> Result<Connected, SessionError> {
+    let headers = match &spec.endpoint {
+        Endpoint::Http { headers, .. } => Some(header_map(headers)?),
+        Endpoint::Stdio { .. } => None,
+    };
+    let lifecycle = match known {
+        Handshake::LegacySse => {
+            let Endpoint::Http { url, .. } = &spec.endpoint else {
+                return Err(SessionError::Unsupported("SSE needs a URL".into()));
+            };
+            let service =
+                serve_legacy_sse(spec, http, url, headers.unwrap_or_default(), events).await?;
+            return Ok((service, known));
+        }
+        Handshake::Discover => ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+        Handshake::Initialize => ClientLifecycleMode::Initialize,
+    };
+    let service = serve(spec, http, events, headers, lifecycle)
+        .await
+        .map_err(SessionError::from_init)?;
+    Ok((service, known))
+}
+
+/// Finds out how the server speaks: the protocol era, and for HTTP the transport.
+async fn detect(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+) -> Result<Connected, SessionError> {
+    let era = |service: RunningService<RoleClient, SessionEvents>| {
+        let modern = service
+            .peer_info()
+            .is_some_and(|i| i.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let handshake = if modern {
+            Handshake::Discover
+        } else {
+            Handshake::Initialize
+        };
+        (service, handshake)
+    };
+    let (url, headers, kind) = match &spec.endpoint {
+        Endpoint::Http { url, headers, kind } => (url, header_map(headers)?, *kind),
+        Endpoint::Stdio { .. } => {
+            return serve_with_era_fallback(spec, http, events, None)
+                .await
+                .map(era)
+                .map_err(SessionError::from_init);
+        }
+    };
+    match kind {
+        Some(RemoteKind::Sse) => serve_legacy_sse(spec, http, url, headers, events)
+            .await
+            .map(|service| (service, Handshake::LegacySse)),
+        Some(RemoteKind::Http) => serve_with_era_fallback(spec, http, events, Some(headers))
+            .await
+            .map(era)
+            .map_err(SessionError::from_init),
+        // The spec's rule when the transport is not known: streamable HTTP first; a 400, 404 or
+        // 405 to its POST means an old server, so try the HTTP+SSE transport's GET.
+        None => {
+            match serve_with_era_fallback(spec, http, events.clone(), Some(headers.clone())).await {
+                Err(error) if rejected_post(&error) => {
+                    serve_legacy_sse(spec, http, url, headers, events)
+                        .await
+                        .map(|service| (service, Handshake::LegacySse))
+                        .map_err(|sse| {
+                            SessionError::Transport(format!(
+                                "neither transport works: streamable HTTP: {}; HTTP+SSE: {sse}",
+                                SessionError::from_init(error)
+                            ))
+                        })
+                }
+                other => other.map(era).map_err(SessionError::from_init),
+            }
+        }
+    }
+}
+
+/// Whether the server refused a streamable HTTP POST the way pre-2025 servers do.
+fn rejected_post(error: &rmcp::service::ClientInitializeError) -> bool {
+    use rmcp::service::ClientInitializeError;
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let error = match error {
+        ClientInitializeError::TransportError { error, .. } => error,
+        // Auto mode tried discover, then initialize: the initialize POST decides.
+        ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
+            return rejected_post(fallback);
+        }
+        _ => return false,
+    };
+    let mut cause: &(dyn std::error::Error + 'static) = error;
+    loop {
+        match cause.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            Some(StreamableHttpError::HttpStatus(status)) => {
+                return matches!(status.status, 400 | 404 | 405);
+            }
+            // rmcp reports some statuses only inside this message ("HTTP 404 Not Found: …").
+            Some(StreamableHttpError::UnexpectedServerResponse(message)) => {
+                return ["HTTP 400", "HTTP 404", "HTTP 405"]
+                    .iter()
+                    .any(|status| message.starts_with(status));
+            }
+            _ => {}
+        }
+        match cause.source() {
+            Some(inner) => cause = inner,
+            None => return false,
+        }
+    }
+}
+
+async fn serve_legacy_sse(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    url: &str,
+    headers: reqwest::header::HeaderMap,
+    events: SessionEvents,
+) -> Result<RunningService<RoleClient, SessionEvents>, SessionError> {
+    use legacy_sse::SseTransportError;
+    let transport = legacy_sse::connect(http, url, headers, spec.connect_timeout)
+        .await
+        .map_err(|e| match e {
+            SseTransportError::Status(status)
+                if status == reqwest::StatusCode::UNAUTHORIZED
+                    || status == reqwest::StatusCode::FORBIDDEN =>
+            {
+                SessionError::Unauthorized(format!("HTTP {status}"))
+            }
+            other => SessionError::Transport(other.to_string()),
+        })?;
+    events
+        .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+        .await
+        .map_err(SessionError::from_init)
+}
+
+async fn serve_with_era_fallback(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+    headers: Option<reqwest::header::HeaderMap>,
+) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
+    // Speak the newest era where the server does, the 2025-11-25 handshake otherwise; rmcp
+    // detects which per the spec's backward-compatibility rules.
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::V_2025_11_25),
+    };
+    match serve(spec, http, events.clone(), headers.clone(), auto).await {
+        // A server that knows `server/discover` but lists only initialize-era versions: rmcp
+        // gives up instead of falling back, so fall back here, with a fresh transport.
+        Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
+            server_supported,
+            ..
+        }) if server_supported
+            .iter()
+            .any(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str()) =>
+        {
+            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
+        }
+        // A server that answers any unknown method with an empty result: not a discover
+        // result, so not a 2026-era server. rmcp gives up here too.
+        Err(rmcp::service::ClientInitializeError::ExpectedInitResult(_)) => {
+            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
+        }
+        other => other,
+    }
+}
+
+/// Opens a streamable HTTP or stdio transport to the spec's endpoint and runs the handshake.
+async fn serve(
+    spec: &ConnectorSpec,
+    http: &reqwest::Client,
+    events: SessionEvents,
+    headers: Option<reqwest::header::HeaderMap>,
+    lifecycle: ClientLifecycleMode,
+) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
+    use rmcp::service::ClientInitializeError;
+    let refused = |message: String| ClientInitializeError::ConnectionClosed(message);
+    match &spec.endpoint {
+        Endpoint::Http { url, .. } => {
+            let custom: HashMap<HeaderName, HeaderValue> = headers
+                .unwrap_or_default()
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .custom_headers(custom)
+                .reinit_on_expired_session(true);
+            let client = reuse::ReusingClient {
+                http: http.clone(),
+                listening: events.listening.clone(),
+            };
+            let transport = StreamableHttpClientTransport::with_client(client, config);
+            events.serve_with_lifecycle(transport, lifecycle).await
+        }
+        Endpoint::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args).envs(env);
+            if let Some(cwd) = cwd {
+                cmd.current_dir(cwd);
+            }
+            let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+            #[cfg(unix)]
+            wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
+            let (transport, stderr) = TokioChildProcess::builder(wrapped)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| refused(format!("cannot start {command}: {e}")))?;
+            if let Some(stderr) = stderr {
+                events.stderr.follow(stderr, spec.id.clone());
+            }
+            events.serve_with_lifecycle(transport, lifecycle).await
+        }
+    }
+}
