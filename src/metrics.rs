@@ -3,7 +3,6 @@
 //! connector and tool (for the app's p50/p95/p99 and for the degraded rule).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,9 +12,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
+
+mod endpoint;
+
+pub use endpoint::{router, serve};
 
 /// The conventions' bucket bounds for `mcp.client.operation.duration`, in seconds.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -392,43 +394,6 @@ impl Metrics {
         }
         text
     }
-}
-
-/// Serves `GET /metrics` on `addr`, which must be a loopback address, until `stop`.
-pub async fn serve(
-    metrics: Arc<Metrics>,
-    addr: SocketAddr,
-    stop: CancellationToken,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    if !addr.ip().is_loopback() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("metrics are served on loopback only, not {addr}"),
-        ));
-    }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let router = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
-            }
-        }),
-    );
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-    });
-    Ok((bound, task))
 }
 
 #[cfg(test)]
