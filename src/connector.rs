@@ -1,5 +1,6 @@
 //! The desired set: what Switchboard should be connected to, whichever source said so.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -92,14 +93,24 @@ impl ConnectorSpec {
     }
 }
 
-/// The desired set: the manifest's connectors, with the registry's manual toggles applied, and
-/// the registry's own servers. A registry server named like a manifest connector replaces it:
-/// the user's local definition wins.
-pub fn desired_set(manifest: Option<&Manifest>, registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
+/// The manifest's connectors as specs, their tokens looked up ([`crate::credentials::lookup`]:
+/// the keyring may block, so on a blocking thread). Done once per manifest, not per registry
+/// edit.
+pub async fn manifest_specs(manifest: Arc<Manifest>) -> Vec<ConnectorSpec> {
+    tokio::task::spawn_blocking(move || manifest.specs(crate::credentials::lookup))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "looking up the manifest's credentials failed");
+            Vec::new()
+        })
+}
+
+/// The desired set: the manifest's connectors (from [`manifest_specs`]), with the registry's
+/// manual toggles applied, and the registry's own servers. A registry server named like a
+/// manifest connector replaces it: the user's local definition wins.
+pub fn desired_set(manifest: &[ConnectorSpec], registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
     let mut specs: Vec<ConnectorSpec> = manifest
-        .map(|m| m.specs(crate::manifest::credential_from_env))
-        .unwrap_or_default()
-        .into_iter()
+        .iter()
         .filter(|spec| {
             let shadowed = registry.servers.keys().any(|name| name.as_str() == spec.id);
             if shadowed {
@@ -107,6 +118,7 @@ pub fn desired_set(manifest: Option<&Manifest>, registry: &RegistrySnapshot) -> 
             }
             !shadowed
         })
+        .cloned()
         .map(|mut spec| {
             if let Some(enabled) = registry.overrides.get(&spec.id).and_then(|o| o.enabled) {
                 spec.enabled = enabled;

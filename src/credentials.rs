@@ -1,5 +1,6 @@
-//! Connector tokens in the OS keyring (Keychain, Windows Credential Manager, Secret Service):
-//! service `switchboard`, account = the connector id. Tokens are referenced, never stored in
+//! Connector tokens: where they are looked up (the OS keyring — Keychain, Windows Credential
+//! Manager, Secret Service; service `switchboard`, account = the connector id — then the
+//! environment), and storing them in the keyring. Tokens are referenced, never stored in
 //! Switchboard's own files.
 
 /// The keyring's service name for every Switchboard token.
@@ -17,7 +18,7 @@ pub enum CredentialError {
 fn entry(id: &str) -> Result<keyring::Entry, CredentialError> {
     keyring::Entry::new(SERVICE, id).map_err(|e| match e {
         keyring::Error::NoDefaultStore | keyring::Error::NoStorageAccess(_) => {
-            CredentialError::NoKeyring(e.to_string(), crate::manifest::credential_variable(id))
+            CredentialError::NoKeyring(e.to_string(), variable(id))
         }
         other => CredentialError::Keyring(other.to_string()),
     })
@@ -50,4 +51,30 @@ pub fn delete(id: &str) -> Result<(), CredentialError> {
     entry(id)?
         .delete_credential()
         .map_err(|e| CredentialError::Keyring(e.to_string()))
+}
+
+/// The environment variable holding connector `id`'s token: `SWITCHBOARD_TOKEN_<ID>`, the id
+/// upper-cased with every other character turned into `_`.
+pub fn variable(id: &str) -> String {
+    let suffix: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("SWITCHBOARD_TOKEN_{suffix}")
+}
+
+/// A connector's token: from the OS keyring (a blocking call: off the async runtime, please) (service `switchboard`, account = the connector id),
+/// else its own variable, else the shared `CONNECTORS_API_KEY` the replaced system used for every
+/// connector. A machine without a keyring (a headless server) just skips the first.
+pub fn lookup(id: &str) -> Option<String> {
+    from_keyring(id)
+        .or_else(|| std::env::var(variable(id)).ok())
+        .or_else(|| std::env::var("CONNECTORS_API_KEY").ok())
+        .filter(|token| !token.is_empty())
 }

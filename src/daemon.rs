@@ -129,7 +129,8 @@ impl Daemon {
                 metrics: metrics.clone(),
             },
             stop.clone(),
-        )?;
+        )
+        .await?;
         let engine = Engine::start_with_metrics(
             feed.specs.clone(),
             http,

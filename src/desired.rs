@@ -10,7 +10,7 @@ use rand::RngExt as _;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::{ConnectorSpec, desired_set};
+use crate::connector::{ConnectorSpec, desired_set, manifest_specs};
 use crate::manifest::Manifest;
 use crate::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
 use crate::metrics::Metrics;
@@ -66,7 +66,7 @@ pub struct FeedHandle {
 
 /// Starts the feed; it runs until `stop` is cancelled. It follows the manifest the registry
 /// names (or the default), switching loaders when that setting changes.
-pub fn spawn(
+pub async fn spawn(
     registry: Registry,
     options: FeedOptions,
     stop: CancellationToken,
@@ -76,13 +76,9 @@ pub fn spawn(
         .as_deref()
         .map(|source| manifest_loader(&options.config_dir, source, &options.http))
         .transpose()?;
-    let manifest = loader
-        .as_ref()
-        .and_then(|l| l.current())
-        .map(|s| s.manifest.clone());
-    let (specs_tx, specs) = watch::channel(desired_set(manifest.as_deref(), &registry.snapshot()));
+    let (specs_tx, specs) = watch::channel(Vec::new());
     let (view_tx, views) = watch::channel(None);
-    let feed = Feed {
+    let mut feed = Feed {
         registry,
         source,
         loader,
@@ -90,7 +86,12 @@ pub fn spawn(
         specs: specs_tx,
         views: view_tx,
         failures: 0,
+        manifest_specs: Vec::new(),
+        specs_of: None,
     };
+    // The cached manifest's connectors from the start: an offline start knows them.
+    feed.resolve_manifest().await;
+    feed.publish();
     let task = tokio::spawn(feed.run(stop));
     Ok(FeedHandle { specs, views, task })
 }
@@ -133,6 +134,9 @@ struct Feed {
     specs: watch::Sender<Vec<ConnectorSpec>>,
     views: watch::Sender<Option<ManifestView>>,
     failures: u32,
+    /// The manifest's connectors with their credentials, for `specs_of`.
+    manifest_specs: Vec<ConnectorSpec>,
+    specs_of: Option<Arc<Manifest>>,
 }
 
 impl Feed {
@@ -150,6 +154,7 @@ impl Feed {
                     let registry = changes.borrow_and_update().clone();
                     if self.follow(&registry) {
                         refresh_at = tokio::time::Instant::now();
+                        self.resolve_manifest().await;
                     }
                     self.publish();
                 }
@@ -235,6 +240,7 @@ impl Feed {
             (_, None) => None,
         };
         // The desired set first: whoever sees the view can rely on the set having followed.
+        self.resolve_manifest().await;
         self.publish();
         self.views.send_if_modified(|current| {
             let changed = *current != view;
@@ -245,13 +251,31 @@ impl Feed {
         wait.mul_f64(rand::rng().random_range(0.9..=1.0))
     }
 
-    fn publish(&self) {
-        let manifest: Option<Arc<Manifest>> = self
+    /// Looks up the current manifest's credentials if it is not the one they were looked up
+    /// for (a new manifest, another source); registry edits do not come here.
+    async fn resolve_manifest(&mut self) {
+        let current = self
             .loader
             .as_ref()
             .and_then(|l| l.current())
             .map(|s| s.manifest.clone());
-        let specs = desired_set(manifest.as_deref(), &self.registry.snapshot());
+        let same = match (&current, &self.specs_of) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        self.manifest_specs = match &current {
+            Some(manifest) => manifest_specs(manifest.clone()).await,
+            None => Vec::new(),
+        };
+        self.specs_of = current;
+    }
+
+    fn publish(&self) {
+        let specs = desired_set(&self.manifest_specs, &self.registry.snapshot());
         self.specs.send_if_modified(|current| {
             let changed = *current != specs;
             *current = specs;

@@ -94,8 +94,12 @@ impl Manifest {
             .map(|c| {
                 let mut headers = indexmap::IndexMap::new();
                 let token = c.auth.as_ref().and_then(|_| credential(&c.id));
-                let missing_credential = (c.auth.is_some() && token.is_none())
-                    .then(|| format!("{} (or CONNECTORS_API_KEY)", credential_variable(&c.id)));
+                let missing_credential = (c.auth.is_some() && token.is_none()).then(|| {
+                    format!(
+                        "{} (or CONNECTORS_API_KEY)",
+                        crate::credentials::variable(&c.id)
+                    )
+                });
                 if let (Some(auth), Some(token)) = (&c.auth, token) {
                     match auth {
                         AuthScheme::Bearer => {
@@ -120,32 +124,6 @@ impl Manifest {
             })
             .collect()
     }
-}
-
-/// The environment variable holding connector `id`'s token: `SWITCHBOARD_TOKEN_<ID>`, the id
-/// upper-cased with every other character turned into `_`.
-pub fn credential_variable(id: &str) -> String {
-    let suffix: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("SWITCHBOARD_TOKEN_{suffix}")
-}
-
-/// A connector's token: from the OS keyring (service `switchboard`, account = the connector id),
-/// else its own variable, else the shared `CONNECTORS_API_KEY` the replaced system used for every
-/// connector. A machine without a keyring (a headless server) just skips the first.
-pub fn credential_from_env(id: &str) -> Option<String> {
-    crate::credentials::from_keyring(id)
-        .or_else(|| std::env::var(credential_variable(id)).ok())
-        .or_else(|| std::env::var("CONNECTORS_API_KEY").ok())
-        .filter(|token| !token.is_empty())
 }
 
 /// The bytes a signature covers: the document without `signature`, keys sorted at every level,
@@ -483,7 +461,7 @@ mod tests {
         assert_eq!(header(0)["Authorization"], "Bearer token-wiki");
         assert_eq!(header(1)["X-Api-Key"], "token-crm");
         assert_eq!(
-            credential_variable("my-wiki.v2"),
+            crate::credentials::variable("my-wiki.v2"),
             "SWITCHBOARD_TOKEN_MY_WIKI_V2"
         );
     }

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use switchboard::connector::desired_set;
+use switchboard::connector::{desired_set, manifest_specs};
 use switchboard::health::Health;
 use switchboard::manifest::loader::{LoaderOptions, ManifestLoader, ManifestSource, Refresh};
 use switchboard::manifest::sign;
@@ -62,7 +62,10 @@ async fn manifest_connectors_connect_and_refreshes_are_conditional() {
         "Cache-Control: max-age=60 bounds freshness below the 300 s ttl"
     );
 
-    let specs = desired_set(Some(&state.manifest), &RegistrySnapshot::default());
+    let specs = desired_set(
+        &manifest_specs(state.manifest.clone()).await,
+        &RegistrySnapshot::default(),
+    );
     let connected = one_shot(specs, &http_client().unwrap(), 16).await;
     let states: Vec<_> = connected
         .reports()
@@ -199,7 +202,10 @@ async fn a_manual_toggle_disables_a_manifest_connector() {
     let dir = tempfile::tempdir().unwrap();
     let registry = open(dir.path()).await;
     registry.set_override("wiki", Some(false)).await.unwrap();
-    let specs = desired_set(Some(&manifest), &registry.snapshot());
+    let specs = desired_set(
+        &manifest_specs(std::sync::Arc::new(manifest)).await,
+        &registry.snapshot(),
+    );
     let connected = one_shot(specs, &http_client().unwrap(), 16).await;
     assert_eq!(connected.reports()[0].state, Health::Disabled);
     assert_eq!(
