@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod engine;
 mod interop;
+mod layout;
 mod manifest;
 mod registry_api;
 mod registry_crash;

@@ -207,7 +207,7 @@ async fn the_latency_view_draws_the_calls_made() {
         latency: Duration::from_millis(5),
         ..knobs()
     };
-    let (app, _fixtures) = app_on_fleet("latency", 1, slow, Launch::default()).await;
+    let (app, fixtures) = app_on_fleet("latency", 1, slow, Launch::default()).await;
     app.wait_text("#summary", "fx1 connects", |t| t == "1/1 healthy")
         .await;
 
@@ -254,6 +254,42 @@ async fn the_latency_view_draws_the_calls_made() {
         "the chart has the data: {svg:.400}"
     );
     app.screenshot("latency").await;
+
+    // The app is the daemon: the CLI's call goes over its session and into its histograms.
+    let accepted = fixtures[0].accepted_connections();
+    let dir = app.config_dir.clone();
+    let call = tokio::task::spawn_blocking(move || {
+        cli(
+            &dir,
+            &[
+                "call",
+                "fx1.tool_001",
+                "--args",
+                r#"{"text":"from the CLI"}"#,
+            ],
+        )
+    })
+    .await
+    .expect("joined");
+    let said = String::from_utf8_lossy(&call.stderr).into_owned();
+    assert!(call.status.success(), "{said}");
+    assert!(!said.contains("no daemon runs"), "the app answered: {said}");
+    assert_eq!(
+        fixtures[0].accepted_connections(),
+        accepted,
+        "the CLI's call opened no connection of its own"
+    );
+    app.element("#charts figure[data-id='fx1'][data-calls='6']")
+        .await;
+    let dir = app.config_dir.clone();
+    let second = tokio::task::spawn_blocking(move || cli(&dir, &["sync"]))
+        .await
+        .expect("joined");
+    let said = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(
+        !second.status.success() && said.contains("already runs"),
+        "a second daemon beside the app refuses: {said}"
+    );
     app.close().await;
 }
 
