@@ -61,6 +61,9 @@ pub(super) struct Reconciler {
     settling_since: Option<std::time::Instant>,
     /// The desired set last reconciled.
     desired: Arc<Vec<ConnectorSpec>>,
+    /// The catalog of `tools`, built again only after they change (not on every publish:
+    /// calls republish four times a second).
+    catalog: Option<Arc<Catalog>>,
 }
 
 impl Reconciler {
@@ -91,6 +94,7 @@ impl Reconciler {
             recheck: watch::channel(0u64).0,
             settling_since: None,
             desired: Arc::default(),
+            catalog: None,
         };
         (reconciler, reports)
     }
@@ -277,6 +281,7 @@ impl Reconciler {
         }
         let had_tools = self.tools.remove(id).is_some();
         if had_tools {
+            self.catalog = None;
             let _ = self.events.send(EngineEvent::ToolsChanged {
                 id: id.to_string(),
                 count: 0,
@@ -352,6 +357,8 @@ impl Reconciler {
     /// Returns whether the list differs (by tool name) from what the connector had.
     fn set_tools(&mut self, id: &str, tools: Vec<Tool>) -> bool {
         let count = tools.len();
+        // Even with the same names, descriptions or schemas may differ.
+        self.catalog = None;
         let changed = self
             .tools
             .insert(id.to_string(), tools.clone())
@@ -399,14 +406,20 @@ impl Reconciler {
                 .set_connector(&status.id, status.state, status.tools);
             status.calls = self.metrics.latency(&status.id);
         }
-        let catalog = Catalog::from_connectors(
-            self.tools
-                .iter()
-                .map(|(id, tools)| (id.as_str(), tools.as_slice())),
-        );
+        let tools = &self.tools;
+        let catalog = self
+            .catalog
+            .get_or_insert_with(|| {
+                Arc::new(Catalog::from_connectors(
+                    tools
+                        .iter()
+                        .map(|(id, tools)| (id.as_str(), tools.as_slice())),
+                ))
+            })
+            .clone();
         self.publish.send_replace(Arc::new(EngineSnapshot {
             connectors: self.statuses.values().cloned().collect(),
-            catalog: Arc::new(catalog),
+            catalog,
             desired: self.desired.clone(),
         }));
     }
