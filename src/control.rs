@@ -8,31 +8,49 @@ pub mod socket;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{RwLock, RwLockReadGuard};
+use tokio::sync::{RwLock, RwLockReadGuard, broadcast};
 
 use crate::daemon::Daemon;
 use crate::import::ImportSource;
 use crate::overview;
-use crate::wire::{Request, WireError};
+use crate::wire::{Down, Request, WireError};
 
-/// The daemon while it runs, shared by everything that answers its clients; `None` once it is
-/// shutting down (they are then told so, with the code `stopped`).
-pub struct SharedDaemon(RwLock<Option<Daemon>>);
+/// The daemon while it runs, shared by everything that answers its clients (`None` once it is
+/// shutting down: they are then told so, with the code `stopped`), and what subscribed clients
+/// (the window) are told.
+pub struct SharedDaemon {
+    daemon: RwLock<Option<Daemon>>,
+    events: broadcast::Sender<Down>,
+}
 
 impl SharedDaemon {
     pub fn new(daemon: Daemon) -> Self {
-        Self(RwLock::new(Some(daemon)))
+        Self {
+            daemon: RwLock::new(Some(daemon)),
+            events: broadcast::channel(64).0,
+        }
     }
 
     /// The running daemon, held for as long as the guard lives (a shutdown waits for it).
     pub async fn get(&self) -> Result<RwLockReadGuard<'_, Daemon>, WireError> {
-        RwLockReadGuard::try_map(self.0.read().await, Option::as_ref)
+        RwLockReadGuard::try_map(self.daemon.read().await, Option::as_ref)
             .map_err(|_| WireError::new("stopped", "Switchboard is shutting down".into()))
     }
 
     /// Takes the daemon out, for its shutdown; later requests are told it stopped.
     pub async fn take(&self) -> Option<Daemon> {
-        self.0.write().await.take()
+        self.daemon.write().await.take()
+    }
+
+    /// Tells every subscribed client (an event for the window's page, or `Show`).
+    pub fn tell(&self, down: Down) {
+        // No subscriber (no window open) is fine.
+        let _ = self.events.send(down);
+    }
+
+    /// What [`SharedDaemon::tell`] sends, from now on.
+    pub fn events(&self) -> broadcast::Receiver<Down> {
+        self.events.subscribe()
     }
 
     /// Answers `request` from the daemon, if it still runs.

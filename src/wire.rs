@@ -9,6 +9,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The call (not a [`Request`]: it is about the connection, not the daemon) after which a
+/// client hears the daemon's events and `Show` as they happen. The window makes it.
+pub const SUBSCRIBE: &str = "subscribe";
+
 /// Longest line either side accepts (a tool's answer can be large; anything longer is refused
 /// rather than buffered without bound).
 pub const MAX_LINE: usize = 16 << 20;

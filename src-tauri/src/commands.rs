@@ -1,36 +1,60 @@
-//! The commands the window may call (and nothing else: see `capabilities/default.json`), served
-//! in the tray process for the window process (see [`crate::link`]): the wire's requests, each
-//! answered by the engine, failures as the wire's `{code, message, field?}`.
+//! The commands the window may call (and nothing else: see `capabilities/default.json`): each
+//! of the wire's requests goes from the page, unchanged, up the window process's line to the
+//! daemon, which parses and answers it ([`switchboard::control::answer`]); failures come back as
+//! the wire's `{code, message, field?}`.
 
-use serde_json::Value;
-use switchboard::wire::{Request, WireError};
+use std::sync::Arc;
 
-use crate::AppState;
+use switchboard::wire::Request;
+use tauri::ipc::{Invoke, InvokeBody, InvokeError};
+use tauri::{Manager as _, Runtime};
 
-/// Runs `command` with the page's `args` against the daemon: parsed into the wire's
-/// [`Request`], answered by the engine's one door ([`switchboard::control::answer`]).
-pub async fn dispatch(state: &AppState, command: &str, args: Value) -> Result<Value, WireError> {
-    state.daemon.answer(Request::parse(command, args)?).await
+use crate::link::Link;
+
+/// The window process's commands: each of the wire's [`Request::NAMES`] goes up the line as the
+/// page sent it.
+pub fn forward<R: Runtime>(invoke: Invoke<R>) -> bool {
+    let command = invoke.message.command().to_string();
+    if !Request::NAMES.contains(&command.as_str()) {
+        return false;
+    }
+    let args = match invoke.message.payload() {
+        InvokeBody::Json(args) => args.clone(),
+        InvokeBody::Raw(_) => serde_json::Value::Null,
+    };
+    let Some(link) = invoke
+        .message
+        .webview()
+        .try_state::<Arc<Link>>()
+        .map(|l| l.inner().clone())
+    else {
+        return false;
+    };
+    invoke.resolver.respond_async(async move {
+        link.call(&command, args)
+            .await
+            .map_err(|e| InvokeError(serde_json::to_value(e).unwrap_or_default()))
+    });
+    true
 }
 
 #[cfg(test)]
 mod tests {
     //! The commands as the page calls them: Tauri's IPC on the mock runtime (no display) in a
-    //! "window" app, up the real line to a "tray" app serving a real daemon in a temp config dir.
-    use std::sync::Arc;
-
-    use serde_json::json;
+    //! "window" app, up the real line (the control socket) to a real daemon in a temp config dir.
+    use serde_json::{Value, json};
+    use switchboard::control::SharedDaemon;
+    use switchboard::control::socket::{self, ControlSocket};
     use switchboard::daemon::{Daemon, DaemonOptions};
-    use tauri::Manager as _;
-    use tauri::ipc::{CallbackFn, InvokeBody};
+    use tauri::ipc::CallbackFn;
     use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context};
     use tauri::webview::InvokeRequest;
 
     use super::*;
-    use crate::link::{self, Link};
 
     struct Harness {
-        tray: tauri::App<MockRuntime>,
+        daemon: Arc<SharedDaemon>,
+        _socket: ControlSocket,
         _window: tauri::App<MockRuntime>,
         webview: tauri::WebviewWindow<MockRuntime>,
         dir: std::path::PathBuf,
@@ -39,30 +63,25 @@ mod tests {
     fn harness(tag: &str) -> Harness {
         let dir = std::env::temp_dir().join(format!("sb-cmd-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let daemon = tauri::async_runtime::block_on(Daemon::start(DaemonOptions {
-            config_dir: dir.clone(),
-            manifest: None,
-        }))
-        .expect("daemon");
-        let tray = mock_builder()
-            .manage(AppState::new(daemon))
-            .build(mock_context(tauri::test::noop_assets()))
-            .expect("mock tray app");
-        // The line: what the window process has as stdin/stdout, the tray process as its pipes.
-        let (window_end, tray_end) = tokio::io::duplex(1 << 16);
-        let (from_window, to_window) = tokio::io::split(tray_end);
-        let (down, outgoing) = tokio::sync::mpsc::unbounded_channel();
-        tauri::async_runtime::spawn(link::serve(
-            tray.handle().clone(),
-            from_window,
-            to_window,
-            down,
-            outgoing,
-        ));
-        let (from_tray, to_tray) = tokio::io::split(window_end);
-        let (link, _reading) = Link::start(from_tray, to_tray, |_| {});
+        let (daemon, socket, stream) = tauri::async_runtime::block_on(async {
+            let claimed = socket::claim(&dir).expect("the control socket");
+            let daemon = Daemon::start(DaemonOptions {
+                config_dir: dir.clone(),
+                manifest: None,
+            })
+            .await
+            .expect("daemon");
+            let daemon = Arc::new(SharedDaemon::new(daemon));
+            let socket = claimed.serve(daemon.clone());
+            let stream = tokio::net::UnixStream::connect(socket.path())
+                .await
+                .expect("connected");
+            (daemon, socket, stream)
+        });
+        let (from_daemon, to_daemon) = stream.into_split();
+        let (link, _reading) = Link::start(from_daemon, to_daemon, |_| {});
         let window = mock_builder()
-            .invoke_handler(crate::window::forward)
+            .invoke_handler(forward)
             .manage(Arc::new(link))
             .build(mock_context(tauri::test::noop_assets()))
             .expect("mock window app");
@@ -71,7 +90,8 @@ mod tests {
                 .build()
                 .expect("mock window");
         Harness {
-            tray,
+            daemon,
+            _socket: socket,
             _window: window,
             webview,
             dir,
@@ -151,8 +171,7 @@ mod tests {
         )
         .expect("edited");
         let daemon = tauri::async_runtime::block_on(async {
-            let state = h.tray.state::<AppState>();
-            let daemon = state.daemon.get().await.expect("running");
+            let daemon = h.daemon.get().await.expect("running");
             serde_json::to_value(&daemon.registry().snapshot().servers).expect("servers")
         });
         assert_eq!(daemon["web"]["url"], "https://y.example/mcp");

@@ -1,6 +1,6 @@
-//! The line between the tray process and the window process (`switchboard-app --window`): JSON
-//! lines over the window process's stdin and stdout. The window's requests go up and are
-//! answered by [`crate::commands::dispatch`]; answers and events come down.
+//! The window process's line to the daemon (`switchboard-app --window`, started by the tray
+//! process): the daemon's control socket, the same wire the CLI speaks. The page's requests go
+//! up as calls; answers, and after `subscribe` the events and "come to the front", come down.
 //!
 //! The window lives in its own process so that closing it gives back all that WebKit and the GPU
 //! driver took: the process that runs all day never loads them.
@@ -12,62 +12,9 @@ use std::sync::{Arc, Mutex};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
 use switchboard::wire::{self, Call, Down, WireError};
-use tauri::{AppHandle, Manager as _, Runtime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
-
-use crate::commands;
-
-/// Serves one window process until its end of the line closes: answers its requests from the
-/// daemon, in parallel, and writes whatever is sent to `down` meanwhile.
-pub async fn serve<R: Runtime>(
-    app: AppHandle<R>,
-    from_window: impl AsyncRead + Unpin,
-    to_window: impl AsyncWrite + Unpin,
-    down: mpsc::UnboundedSender<Down>,
-    mut outgoing: mpsc::UnboundedReceiver<Down>,
-) {
-    let mut lines = FramedRead::new(from_window, wire::codec());
-    let mut to_window = FramedWrite::new(to_window, wire::codec());
-    loop {
-        tokio::select! {
-            line = lines.next() => match line {
-                Some(Ok(line)) => answer(&app, &line, &down),
-                None => return,
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "the window's line broke");
-                    return;
-                }
-            },
-            Some(message) = outgoing.recv() => {
-                if to_window.send(line_of(&message)).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn answer<R: Runtime>(app: &AppHandle<R>, line: &str, down: &mpsc::UnboundedSender<Down>) {
-    let request: Call = match serde_json::from_str(line) {
-        Ok(request) => request,
-        // Not ours (a library printing to stdout): say so, go on.
-        Err(_) => {
-            tracing::debug!(line, "not a request from the window");
-            return;
-        }
-    };
-    let (app, down) = (app.clone(), down.clone());
-    tauri::async_runtime::spawn(async move {
-        let state = app.state::<crate::AppState>();
-        let result = commands::dispatch(&state, &request.command, request.args).await;
-        let _ = down.send(Down::Answer {
-            id: request.id,
-            result,
-        });
-    });
-}
 
 fn line_of(message: &impl serde::Serialize) -> String {
     serde_json::to_string(message).unwrap_or_default()
@@ -83,26 +30,27 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts the line; `on_down` hears every event and `Show`. The returned task ends when the
-    /// tray process's end closes (it quit): then the window should go too.
+    /// Starts the line over a connection to the daemon; `on_down` hears every event and `Show`
+    /// (once subscribed). The returned task ends when the daemon's end closes (it quit): then
+    /// the window should go too.
     pub fn start(
-        from_tray: impl AsyncRead + Unpin + Send + 'static,
-        to_tray: impl AsyncWrite + Unpin + Send + 'static,
+        from_daemon: impl AsyncRead + Unpin + Send + 'static,
+        to_daemon: impl AsyncWrite + Unpin + Send + 'static,
         on_down: impl Fn(Down) + Send + 'static,
     ) -> (Self, tauri::async_runtime::JoinHandle<()>) {
         let waiting: Waiting = Arc::default();
         let (up, mut requests) = mpsc::unbounded_channel::<Call>();
         tauri::async_runtime::spawn(async move {
-            let mut to_tray = FramedWrite::new(to_tray, wire::codec());
+            let mut to_daemon = FramedWrite::new(to_daemon, wire::codec());
             while let Some(request) = requests.recv().await {
-                if to_tray.send(line_of(&request)).await.is_err() {
+                if to_daemon.send(line_of(&request)).await.is_err() {
                     return;
                 }
             }
         });
         let answers = waiting.clone();
         let reading = tauri::async_runtime::spawn(async move {
-            let mut lines = FramedRead::new(from_tray, wire::codec());
+            let mut lines = FramedRead::new(from_daemon, wire::codec());
             while let Some(Ok(line)) = lines.next().await {
                 match serde_json::from_str::<Down>(&line) {
                     Ok(Down::Answer { id, result }) => {

@@ -1,17 +1,16 @@
 //! The window, in its own process: the tray process starts `switchboard-app --window` when the
-//! window is asked for and serves it over [`crate::link`]; closing the window ends that process,
-//! and with it WebKit and everything it loaded.
+//! window is asked for; that process reaches the daemon over its control socket
+//! ([`crate::link`]); closing the window ends it, and with it WebKit and everything it loaded.
 
 use std::sync::{Arc, Mutex};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::Serialize;
-use tauri::ipc::{Invoke, InvokeBody, InvokeError};
+use switchboard::wire::{self, Down};
 use tauri::{AppHandle, Emitter as _, Manager as _, RunEvent, Runtime, WebviewUrl};
-use tokio::sync::mpsc;
 
-use switchboard::wire::{Down, Request};
-
-use crate::link::{self, Link};
+use crate::link::Link;
 
 /// The window's label; capabilities/default.json grants it the commands.
 pub const WINDOW: &str = "main";
@@ -19,53 +18,44 @@ pub const WINDOW: &str = "main";
 /// The argument that makes the app the window process.
 pub const WINDOW_ARG: &str = "--window";
 
-/// The tray process's handle on the window process, while one runs.
+/// Which window process runs, if one does (a number per start, so a late exit of an old one
+/// does not clear a newer one).
 #[derive(Default)]
-pub struct WindowProcess(Mutex<Option<mpsc::UnboundedSender<Down>>>);
+pub struct WindowProcess(Mutex<Option<u64>>);
 
 /// Shows the window: brings the running window process to the front, or starts one.
 pub fn open<R: Runtime>(app: &AppHandle<R>) {
+    static STARTS: AtomicU64 = AtomicU64::new(0);
     let process = app.state::<WindowProcess>();
     let Ok(mut current) = process.0.lock() else {
         return;
     };
-    if let Some(down) = current.as_ref()
-        && down.send(Down::Show).is_ok()
-    {
+    if current.is_some() {
+        app.state::<crate::AppState>().daemon.tell(Down::Show);
         return;
     }
-    *current = Some(spawn(app));
+    let start = STARTS.fetch_add(1, Ordering::Relaxed);
+    *current = Some(start);
+    spawn(app, start);
 }
 
 /// Tells the window, if there is one, of an event for its page.
 pub fn tell<R: Runtime>(app: &AppHandle<R>, name: &str, payload: &impl Serialize) {
-    let process = app.state::<WindowProcess>();
-    let Ok(current) = process.0.lock() else {
-        return;
-    };
-    if let Some(down) = current.as_ref()
-        && let Ok(payload) = serde_json::to_value(payload)
-    {
-        let _ = down.send(Down::Event {
+    if let Ok(payload) = serde_json::to_value(payload) {
+        app.state::<crate::AppState>().daemon.tell(Down::Event {
             name: name.into(),
             payload,
         });
     }
 }
 
-/// Starts the window process and serves it; what is sent to the returned sender meanwhile waits
-/// for it.
-fn spawn<R: Runtime>(app: &AppHandle<R>) -> mpsc::UnboundedSender<Down> {
-    let (down, outgoing) = mpsc::unbounded_channel();
-    let (app, mine) = (app.clone(), down.clone());
+/// Starts the window process (it connects to the daemon's control socket itself) and waits for
+/// it to end.
+fn spawn<R: Runtime>(app: &AppHandle<R>, start: u64) {
+    let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        match start() {
+        match self::start() {
             Ok(mut child) => {
-                if let (Some(to_window), Some(from_window)) =
-                    (child.stdin.take(), child.stdout.take())
-                {
-                    link::serve(app.clone(), from_window, to_window, mine.clone(), outgoing).await;
-                }
                 let status = child.wait().await;
                 tracing::debug!(?status, "the window process ended");
             }
@@ -73,7 +63,7 @@ fn spawn<R: Runtime>(app: &AppHandle<R>) -> mpsc::UnboundedSender<Down> {
         }
         let process = app.state::<WindowProcess>();
         if let Ok(mut current) = process.0.lock()
-            && current.as_ref().is_some_and(|d| d.same_channel(&mine))
+            && *current == Some(start)
         {
             *current = None;
         }
@@ -82,15 +72,13 @@ fn spawn<R: Runtime>(app: &AppHandle<R>) -> mpsc::UnboundedSender<Down> {
             app.exit(0);
         }
     });
-    down
 }
 
 fn start() -> std::io::Result<tokio::process::Child> {
     use std::process::Stdio;
     tokio::process::Command::new(std::env::current_exe()?)
         .arg(WINDOW_ARG)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()
 }
@@ -99,24 +87,28 @@ fn start() -> std::io::Result<tokio::process::Child> {
 pub fn run_window() {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())
-        .invoke_handler(forward)
+        .invoke_handler(crate::commands::forward)
         .on_window_event(|window, event| {
             tracing::debug!(window = window.label(), ?event, "window event");
         })
         .setup(|app| {
+            let stream = tauri::async_runtime::block_on(connect())?;
+            let (from_daemon, to_daemon) = stream.into_split();
             let handle = app.handle().clone();
-            let (link, reading) = Link::start(
-                tokio::io::stdin(),
-                tokio::io::stdout(),
-                move |down| match down {
-                    Down::Event { name, payload } => {
-                        let _ = handle.emit(&name, payload);
-                    }
-                    Down::Show => show(&handle),
-                    Down::Answer { .. } => {}
-                },
-            );
-            app.manage(Arc::new(link));
+            let (link, reading) = Link::start(from_daemon, to_daemon, move |down| match down {
+                Down::Event { name, payload } => {
+                    let _ = handle.emit(&name, payload);
+                }
+                Down::Show => show(&handle),
+                Down::Answer { .. } => {}
+            });
+            let link = Arc::new(link);
+            app.manage(link.clone());
+            tauri::async_runtime::spawn(async move {
+                if let Err(error) = link.call(wire::SUBSCRIBE, serde_json::Value::Null).await {
+                    tracing::warn!(%error, "the window hears no events");
+                }
+            });
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 let _ = reading.await;
@@ -143,37 +135,21 @@ pub fn run_window() {
     }
 }
 
+/// The daemon's control socket, for the config dir this process was started with.
+async fn connect() -> Result<tokio::net::UnixStream, Box<dyn std::error::Error>> {
+    let config_dir = switchboard::registry::resolve_config_dir(None)
+        .ok_or("cannot tell where the config dir is; set SWITCHBOARD_CONFIG_DIR")?;
+    let path = switchboard::control::socket::socket_path(&config_dir)?;
+    let stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .map_err(|e| format!("the daemon's control socket {}: {e}", path.display()))?;
+    Ok(stream)
+}
+
 fn show<R: Runtime>(app: &AppHandle<R>) {
     if let Some(window) = app.get_webview_window(WINDOW) {
         let _ = window.unminimize();
         let _ = window.show();
         let _ = window.set_focus();
     }
-}
-
-/// The window process's commands: each of the wire's [`Request::NAMES`] goes up the line as the
-/// page sent it.
-pub fn forward<R: Runtime>(invoke: Invoke<R>) -> bool {
-    let command = invoke.message.command().to_string();
-    if !Request::NAMES.contains(&command.as_str()) {
-        return false;
-    }
-    let args = match invoke.message.payload() {
-        InvokeBody::Json(args) => args.clone(),
-        InvokeBody::Raw(_) => serde_json::Value::Null,
-    };
-    let Some(link) = invoke
-        .message
-        .webview()
-        .try_state::<Arc<Link>>()
-        .map(|l| l.inner().clone())
-    else {
-        return false;
-    };
-    invoke.resolver.respond_async(async move {
-        link.call(&command, args)
-            .await
-            .map_err(|e| InvokeError(serde_json::to_value(e).unwrap_or_default()))
-    });
-    true
 }

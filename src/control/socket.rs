@@ -219,6 +219,7 @@ mod serve {
 
     use futures::{SinkExt as _, StreamExt as _};
     use tokio::net::{UnixListener, UnixStream};
+    use tokio::sync::broadcast;
     use tokio::task::JoinSet;
     use tokio_util::codec::{Framed, LinesCodecError};
     use tokio_util::sync::CancellationToken;
@@ -259,11 +260,23 @@ mod serve {
         let (mut to_client, mut from_client) = Framed::new(stream, wire::codec()).split();
         let (answers, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Down>();
         let mut calls = JoinSet::new();
+        // Set once the client subscribes: the daemon's events, passed on as they come.
+        let mut events: Option<broadcast::Receiver<Down>> = None;
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
+                event = next_event(&mut events) => {
+                    if to_client.send(line_of(&event)).await.is_err() {
+                        break;
+                    }
+                }
                 line = from_client.next() => match line {
                     None => break,
+                    Some(Ok(line)) if subscription(&line).is_some() => {
+                        events = Some(daemon.events());
+                        let id = subscription(&line).unwrap_or_default();
+                        let _ = answers.send(Down::Answer { id, result: Ok(serde_json::Value::Null) });
+                    }
                     Some(Ok(line)) => {
                         let (daemon, answers) = (daemon.clone(), answers.clone());
                         calls.spawn(async move {
@@ -293,6 +306,29 @@ mod serve {
         }
         // Calls still running are dropped with the client that asked.
         calls.shutdown().await;
+    }
+
+    /// The id of a `subscribe` call, if `line` is one.
+    fn subscription(line: &str) -> Option<u64> {
+        serde_json::from_str::<Call>(line)
+            .ok()
+            .filter(|call| call.command == wire::SUBSCRIBE)
+            .map(|call| call.id)
+    }
+
+    /// The next event for a subscribed client; never, for one that has not subscribed. One
+    /// that fell behind skips what it missed (each overview is whole).
+    async fn next_event(events: &mut Option<broadcast::Receiver<Down>>) -> Down {
+        let Some(events) = events else {
+            return std::future::pending().await;
+        };
+        loop {
+            match events.recv().await {
+                Ok(down) => return down,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+            }
+        }
     }
 
     async fn answer_line(daemon: &SharedDaemon, line: &str) -> Down {
