@@ -64,6 +64,8 @@ pub(super) struct Reconciler {
     /// The catalog of `tools`, built again only after they change (not on every publish:
     /// calls republish four times a second).
     catalog: Option<Arc<Catalog>>,
+    /// What the metrics' state gauges last showed of each connector.
+    gauged: HashMap<String, (Health, usize)>,
 }
 
 impl Reconciler {
@@ -95,6 +97,7 @@ impl Reconciler {
             settling_since: None,
             desired: Arc::default(),
             catalog: None,
+            gauged: HashMap::new(),
         };
         (reconciler, reports)
     }
@@ -190,6 +193,7 @@ impl Reconciler {
             self.stop(&id);
             if !wanted.contains_key(&id) {
                 self.metrics.remove_connector(&id);
+                self.gauged.remove(&id);
                 let _ = self.events.send(EngineEvent::Removed { id });
             }
         }
@@ -402,8 +406,13 @@ impl Reconciler {
             _ => {}
         }
         for status in self.statuses.values_mut() {
-            self.metrics
-                .set_connector(&status.id, status.state, status.tools);
+            // The gauges move with states, not with calls (which publish four times a second).
+            let gauged = (status.state, status.tools);
+            if self.gauged.get(&status.id) != Some(&gauged) {
+                self.metrics
+                    .set_connector(&status.id, status.state, status.tools);
+                self.gauged.insert(status.id.clone(), gauged);
+            }
             status.calls = self.metrics.latency(&status.id);
         }
         let tools = &self.tools;

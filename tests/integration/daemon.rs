@@ -251,3 +251,67 @@ async fn without_a_daemon_commands_say_they_run_an_engine_of_their_own() {
     assert_eq!(notes.len(), 1, "one line on stderr: {notes:?}");
     assert!(notes[0].contains("no daemon runs"), "{notes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_socket_answers_what_is_not_a_call_clearly_and_keeps_serving() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let _daemon = start_daemon(&dir, false).await;
+    let path = socket_path(&dir);
+    let answers = tokio::task::spawn_blocking(move || {
+        let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        stream
+            .set_read_timeout(Some(DEADLINE))
+            .expect("a read deadline");
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut ask = |line: &str| -> serde_json::Value {
+            writer.write_all(line.as_bytes()).unwrap();
+            writer.write_all(b"\n").unwrap();
+            let mut answer = String::new();
+            reader.read_line(&mut answer).unwrap();
+            serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer:?}"))
+        };
+        let answers = vec![
+            ask("not json at all"),
+            ask(r#"{"id":2,"command":"shut_down","args":{}}"#),
+            ask(r#"{"id":3,"command":"set_enabled","args":{"id":"x","enabled":"yes"}}"#),
+            ask(r#"{"id":4,"command":"overview"}"#),
+        ];
+        // A line longer than the wire's bound: refused, and this connection closed, without
+        // the daemon buffering it.
+        let huge = vec![b'x'; switchboard::wire::MAX_LINE + 1024];
+        let _ = writer.write_all(&huge); // the daemon may hang up before it is all written
+        let mut refused = String::new();
+        let _ = reader.read_line(&mut refused);
+        let mut rest = String::new();
+        let closed = reader.read_line(&mut rest).map_or(true, |n| n == 0);
+        (answers, refused, closed)
+    })
+    .await
+    .unwrap();
+    let (answers, refused, closed) = answers;
+    let code = |a: &serde_json::Value| a["result"]["Err"]["code"].clone();
+    assert_eq!(code(&answers[0]), "bad_request", "{}", answers[0]);
+    assert_eq!(
+        (answers[1]["id"].clone(), code(&answers[1])),
+        (serde_json::json!(2), serde_json::json!("unknown_command")),
+        "{}",
+        answers[1]
+    );
+    assert_eq!(code(&answers[2]), "bad_arguments", "{}", answers[2]);
+    assert!(
+        answers[3]["result"]["Ok"]["connectors"].is_array(),
+        "{}",
+        answers[3]
+    );
+    assert!(refused.contains("too_long"), "{refused:.200}");
+    assert!(closed, "the connection that sent it is closed");
+    let status = run(&dir, &["status", "--json"]).await;
+    assert!(
+        status.status.success() && !stderr(&status).contains("no daemon runs"),
+        "the daemon still serves: {}",
+        stderr(&status)
+    );
+}
