@@ -9,7 +9,10 @@
 //! overhead is then measured paired, with the servers answering at once: the same call through
 //! the engine and through a bare client to the same server, one right after the other (which
 //! goes first alternates), and the percentiles are those of the per-pair differences; once with
-//! one call in flight, once with 16 pairs running at a time. Prints a table, then one JSON line.
+//! one call in flight, once with 16 pairs running at a time. Last, whole `switchboard call`
+//! processes against a daemon run in this process (the CLI as a client of the daemon, process
+//! start included), each paired with a direct call to the same server. Prints a table, then one
+//! JSON line.
 
 use std::sync::atomic::Ordering;
 
@@ -138,6 +141,7 @@ async fn main() {
     let one = paired_overhead(&engine, &bare, 1).await;
     let sixteen = paired_overhead(&engine, &bare, 16).await;
     let new_during_pairs = accepted(&fleet) - accepted_before_pairs;
+    let cli = cli_calls(&fleet[0], &bare[0]).await;
     let new_per_connector =
         (slow.new_connections + new_during_pairs) as f64 / (2 * CONNECTORS) as f64;
     let per_connector = handshake_connections as f64 / CONNECTORS as f64;
@@ -196,6 +200,18 @@ async fn main() {
             overhead.bare_p50_us
         );
     }
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        println!(
+            "{:<44} {:>12.1}",
+            format!("`switchboard call` via the daemon {label} (ms)"),
+            cli.process_ms(p)
+        );
+        println!(
+            "{:<44} {:>12.1}",
+            format!("  added over a direct call {label} (ms)"),
+            cli.added_ms(p)
+        );
+    }
     let summary = serde_json::json!({
         "bench": "sync",
         "connectors": CONNECTORS,
@@ -212,6 +228,10 @@ async fn main() {
         "engine_overhead_16_in_flight_p50_us": sixteen.percentile(0.5).round(),
         "engine_overhead_16_in_flight_p99_us": sixteen.percentile(0.99).round(),
         "bare_call_p50_us": one.bare_p50_us.round(),
+        "cli_call_p50_ms": round3(cli.process_ms(0.5)),
+        "cli_call_p99_ms": round3(cli.process_ms(0.99)),
+        "cli_call_added_p50_ms": round3(cli.added_ms(0.5)),
+        "cli_call_added_p99_ms": round3(cli.added_ms(0.99)),
     });
     for client in bare {
         let _ = client.cancel().await;
@@ -371,6 +391,120 @@ async fn paired_overhead(
         differences,
         bare_p50_us: micros(percentile(&bare_took, 0.5)),
     }
+}
+
+/// Whole `switchboard call` processes (start, connect to the daemon, call, print, exit), each
+/// paired with a direct call to the same server.
+struct CliCalls {
+    process_ms: Vec<f64>,
+    added_ms: Vec<f64>,
+}
+
+impl CliCalls {
+    fn process_ms(&self, p: f64) -> f64 {
+        pick(&self.process_ms, p)
+    }
+
+    fn added_ms(&self, p: f64) -> f64 {
+        pick(&self.added_ms, p)
+    }
+}
+
+fn pick(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Pairs of calls to `fixture`'s server run as a daemon's connector in this process:
+/// through a `switchboard call` process (the CLI as a client of the daemon), and directly.
+async fn cli_calls(
+    fixture: &Fixture,
+    direct: &RunningService<RoleClient, ClientConfig>,
+) -> CliCalls {
+    use switchboard::control::{SharedDaemon, socket};
+    use switchboard::daemon::{Daemon, DaemonOptions};
+    use switchboard::registry::model::{RemoteKind, ServerEntry, ServerName};
+    use switchboard::registry::{Registry, RegistryOptions};
+
+    const PROCESSES: usize = 200;
+    let config = tempfile::tempdir().expect("temp dir");
+    let dir = config.path().to_path_buf();
+    let registry = Registry::open(RegistryOptions::in_dir(&dir))
+        .await
+        .expect("registry");
+    registry
+        .add(
+            ServerName::new("fx").expect("name"),
+            ServerEntry::remote(fixture.url(), RemoteKind::Http),
+        )
+        .await
+        .expect("added");
+    registry.close().await.expect("written");
+    let claimed = socket::claim(&dir).expect("the control socket");
+    let daemon = Daemon::start(DaemonOptions {
+        config_dir: dir.clone(),
+        manifest: None,
+    })
+    .await
+    .expect("daemon");
+    let snapshot = daemon.settled().await;
+    assert_eq!(snapshot.connectors[0].state, Health::Healthy);
+    let shared = std::sync::Arc::new(SharedDaemon::new(daemon));
+    let served = claimed.serve(shared.clone());
+
+    let cli = |i: usize| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .arg("--config-dir")
+                .arg(&dir)
+                .args(["call", "fx.tool_001", "--args"])
+                .arg(format!(r#"{{"text":"cli {i}"}}"#))
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("switchboard runs");
+            let took = started.elapsed();
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "a quiet call through the daemon: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            took
+        })
+    };
+    let direct_call = |i: usize| async move {
+        let mut params = CallToolRequestParams::new("tool_001");
+        if let Some(a) = args(i) {
+            params = params.with_arguments(a);
+        }
+        let started = Instant::now();
+        direct.call_tool(params).await.expect("direct call");
+        started.elapsed()
+    };
+    let mut calls = CliCalls {
+        process_ms: Vec::new(),
+        added_ms: Vec::new(),
+    };
+    for i in 0..PROCESSES {
+        let (through_cli, plain) = if i.is_multiple_of(2) {
+            let c = cli(i).await.expect("joined");
+            (c, direct_call(i).await)
+        } else {
+            let d = direct_call(i).await;
+            (cli(i).await.expect("joined"), d)
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        calls.process_ms.push(ms(through_cli));
+        calls.added_ms.push(ms(through_cli) - ms(plain));
+    }
+    calls.process_ms.sort_by(f64::total_cmp);
+    calls.added_ms.sort_by(f64::total_cmp);
+    served.close().await;
+    if let Some(daemon) = shared.take().await {
+        daemon.shutdown().await.expect("shut down");
+    }
+    calls
 }
 
 fn round3(x: f64) -> f64 {
