@@ -18,8 +18,7 @@ fn full_jitter_from<R: rand::Rng + ?Sized>(
     exponent: u32,
 ) -> Duration {
     let bound = base.saturating_mul(1 << exponent.min(16)).min(cap);
-    let _ = rng.random_range(0.0..=1.0f64);
-    bound.mul_f64(0.0)
+    bound.mul_f64(rng.random_range(0.0..=1.0))
 }
 
 #[cfg(test)]
