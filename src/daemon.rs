@@ -15,6 +15,7 @@ use crate::import::{self, ImportError, ImportPlan, ImportSource, Places};
 use crate::latency_chart::{self, Theme};
 use crate::manifest::loader::ManifestSource;
 use crate::metrics::Metrics;
+use crate::overview::{self, Overview};
 use crate::registry::Edit;
 use crate::registry::model::{ServerEntry, ServerName};
 use crate::registry::{FlushObserver, Registry, RegistryError, RegistryOptions};
@@ -22,6 +23,48 @@ use crate::session::{HttpClientError, http_client};
 
 /// A tool's answer, as its server gave it (the UI shows it whole).
 pub use rmcp::model::CallToolResult;
+
+/// Publishes the overview of the engine's snapshot, the registry and the manifest whenever one
+/// of them changes (and only when the overview does), until `stop`.
+fn compose_overviews(
+    mut engine: watch::Receiver<Arc<EngineSnapshot>>,
+    mut registry: watch::Receiver<Arc<crate::registry::RegistrySnapshot>>,
+    mut manifest: watch::Receiver<Option<ManifestView>>,
+    stop: CancellationToken,
+) -> (watch::Receiver<Arc<Overview>>, tokio::task::JoinHandle<()>) {
+    let compose = |engine: &watch::Receiver<Arc<EngineSnapshot>>,
+                   registry: &watch::Receiver<Arc<crate::registry::RegistrySnapshot>>,
+                   manifest: &watch::Receiver<Option<ManifestView>>| {
+        overview::overview(
+            &engine.borrow(),
+            &registry.borrow(),
+            manifest.borrow().as_ref(),
+        )
+    };
+    let (publish, overviews) = watch::channel(Arc::new(compose(&engine, &registry, &manifest)));
+    let task = tokio::spawn(async move {
+        loop {
+            let changed = tokio::select! {
+                () = stop.cancelled() => return,
+                changed = engine.changed() => changed,
+                changed = registry.changed() => changed,
+                changed = manifest.changed() => changed,
+            };
+            if changed.is_err() {
+                return;
+            }
+            let next = compose(&engine, &registry, &manifest);
+            publish.send_if_modified(|current| {
+                let news = **current != next;
+                if news {
+                    *current = Arc::new(next);
+                }
+                news
+            });
+        }
+    });
+    (overviews, task)
+}
 
 /// The longest a one-shot run waits for the manifest's first refresh (the loader gives up
 /// well before: its retries are bounded in number and time).
@@ -96,11 +139,13 @@ pub struct Daemon {
     engine: Engine,
     specs: watch::Receiver<Vec<ConnectorSpec>>,
     manifest: watch::Receiver<Option<ManifestView>>,
+    overviews: watch::Receiver<Arc<Overview>>,
     default_manifest: Option<String>,
     stop: CancellationToken,
     /// Stops the feed if the daemon is dropped without a shutdown.
     _stop_on_drop: tokio_util::sync::DropGuard,
     feed: tokio::task::JoinHandle<()>,
+    composer: tokio::task::JoinHandle<()>,
 }
 
 impl Daemon {
@@ -137,15 +182,23 @@ impl Daemon {
             EngineOptions::from_env(),
             metrics,
         );
+        let (overviews, composer) = compose_overviews(
+            engine.subscribe(),
+            registry.subscribe(),
+            feed.views.clone(),
+            stop.clone(),
+        );
         Ok(Self {
             registry,
             engine,
             specs: feed.specs,
             manifest: feed.views,
+            overviews,
             default_manifest: options.manifest,
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
             feed: feed.task,
+            composer,
         })
     }
 
@@ -162,13 +215,19 @@ impl Daemon {
         self.engine.settled(self.engine.one_shot_deadline()).await
     }
 
-    /// The fleet as the tray, the window and `switchboard status` show it.
-    pub fn overview(&self) -> crate::overview::Overview {
-        crate::overview::overview(
+    /// The fleet as the tray, the window and `switchboard status` show it, as of this moment
+    /// (composed afresh: a caller that just saw the engine settle sees it settled here too).
+    pub fn overview(&self) -> Overview {
+        overview::overview(
             &self.engine.snapshot(),
             &self.registry.snapshot(),
             self.manifest.borrow().as_ref(),
         )
+    }
+
+    /// The overview, and every change of it: the one the tray, the window and `status` read.
+    pub fn overviews(&self) -> watch::Receiver<Arc<Overview>> {
+        self.overviews.clone()
     }
 
     pub fn registry(&self) -> &Registry {
@@ -330,6 +389,7 @@ impl Daemon {
     pub async fn shutdown(self) -> Result<(), DaemonError> {
         self.stop.cancel();
         let _ = self.feed.await;
+        let _ = self.composer.await;
         self.engine.shutdown().await;
         self.registry.close().await?;
         Ok(())

@@ -6,16 +6,14 @@ use std::time::{Duration, Instant};
 
 use switchboard::alerts::{Alert, Alerts, settle_from_env};
 use switchboard::daemon::Daemon;
-use switchboard::desired::ManifestView;
-use switchboard::engine::{EngineEvent, EngineSnapshot};
-use switchboard::registry::RegistrySnapshot;
+use switchboard::engine::EngineEvent;
+use switchboard::overview::Overview;
 use tauri::tray::TrayIcon;
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::{broadcast, watch};
 
 use crate::tray;
-use switchboard::overview::{self, Overview};
 
 /// The event the window listens to; its payload is an [`Overview`].
 pub const OVERVIEW_EVENT: &str = "overview";
@@ -23,30 +21,19 @@ pub const OVERVIEW_EVENT: &str = "overview";
 /// At most this many window and tray updates a second: a burst of changes becomes one.
 const COALESCE: Duration = Duration::from_millis(100);
 
-/// What is followed, taken from the daemon when it starts.
+/// What is followed, taken from the daemon when it starts: its overview, and the engine's
+/// events (for notifications).
 pub struct Sources {
-    engine: watch::Receiver<Arc<EngineSnapshot>>,
-    registry: watch::Receiver<Arc<RegistrySnapshot>>,
-    manifest: watch::Receiver<Option<ManifestView>>,
+    overviews: watch::Receiver<Arc<Overview>>,
     events: broadcast::Receiver<EngineEvent>,
 }
 
 impl Sources {
     pub fn of(daemon: &Daemon) -> Self {
         Self {
-            engine: daemon.engine().subscribe(),
-            registry: daemon.registry().subscribe(),
-            manifest: daemon.manifest(),
+            overviews: daemon.overviews(),
             events: daemon.engine().events(),
         }
-    }
-
-    fn overview(&self) -> Overview {
-        overview::overview(
-            &self.engine.borrow(),
-            &self.registry.borrow(),
-            self.manifest.borrow().as_ref(),
-        )
     }
 }
 
@@ -58,9 +45,9 @@ pub async fn follow<R: Runtime>(
 ) {
     let mut alerts = Alerts::new(settle_from_env());
     let mut shown_tray = None;
-    let mut sent: Option<Overview> = None;
+    let mut sent: Option<Arc<Overview>> = None;
     loop {
-        let overview = sources.overview();
+        let overview = sources.overviews.borrow_and_update().clone();
         if sent.as_ref() != Some(&overview) {
             crate::window::tell(&app, OVERVIEW_EVENT, &overview);
             if let Some(tray) = &tray
@@ -72,9 +59,7 @@ pub async fn follow<R: Runtime>(
         }
         let next_alert = alerts.next_due().map(tokio::time::Instant::from_std);
         tokio::select! {
-            changed = sources.engine.changed() => if changed.is_err() { return },
-            changed = sources.registry.changed() => if changed.is_err() { return },
-            changed = sources.manifest.changed() => if changed.is_err() { return },
+            changed = sources.overviews.changed() => if changed.is_err() { return },
             event = sources.events.recv() => match event {
                 Ok(event) => alerts.observe(&event, Instant::now()),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
