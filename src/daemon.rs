@@ -17,7 +17,7 @@ use crate::manifest::loader::ManifestSource;
 use crate::metrics::Metrics;
 use crate::overview::{self, Overview};
 use crate::registry::Edit;
-use crate::registry::model::{ServerEntry, ServerName};
+use crate::registry::model::{Invalid, ServerEntry, ServerName};
 use crate::registry::{FlushObserver, Registry, RegistryError, RegistryOptions};
 use crate::session::{HttpClientError, http_client};
 
@@ -116,6 +116,15 @@ impl DaemonError {
             Self::Import(e) if matches!(**e, ImportError::NothingFound) => "nothing_to_import",
             Self::Import(_) => "import",
             Self::Call(_) => "call",
+        }
+    }
+}
+
+impl From<Invalid> for DaemonError {
+    fn from(error: Invalid) -> Self {
+        Self::Invalid {
+            field: error.field,
+            message: error.reason,
         }
     }
 }
@@ -277,10 +286,8 @@ impl Daemon {
         name: &str,
         entry: serde_json::Value,
     ) -> Result<(), DaemonError> {
-        let invalid = |field, message: String| DaemonError::Invalid { field, message };
-        let new_name = ServerName::new(name).map_err(|why| invalid("name", why))?;
-        let mut entry: ServerEntry =
-            serde_json::from_value(entry).map_err(|e| invalid("entry", e.to_string()))?;
+        let new_name = ServerName::new(name)?;
+        let mut entry = ServerEntry::from_json(entry)?;
         let edits = match original {
             None => vec![Edit::Add {
                 name: new_name,

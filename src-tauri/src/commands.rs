@@ -137,7 +137,10 @@ mod tests {
         let bad_url = json!({"name": "web", "entry": {"url": "ftp://x.example/mcp"}});
         let error = h.invoke("save_server", bad_url).expect_err("refused");
         assert_eq!(error["code"], "invalid");
-        assert_eq!(error["field"], "entry");
+        assert_eq!(
+            error["field"], "url",
+            "the field to fix, not just the entry: {error}"
+        );
         assert!(
             error["message"].as_str().is_some_and(|m| m.contains("ftp")),
             "{error}"

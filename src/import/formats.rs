@@ -187,7 +187,7 @@ fn candidate(
     } else {
         raw_name.to_string()
     };
-    let name = ServerName::new(name)?;
+    let name = ServerName::new(name).map_err(|invalid| invalid.reason)?;
     // Some clients mark switched-off servers `"disabled": true`.
     if let Some(Value::Bool(disabled)) = fields.remove("disabled") {
         fields.insert("enabled".into(), Value::Bool(!disabled));

@@ -141,9 +141,9 @@ pub fn apply_batch(edits: &[Edit], file: &mut ServersFileV1) -> Result<(), EditR
 }
 
 fn check_entry(name: &ServerName, entry: &ServerEntry) -> Result<(), EditRejected> {
-    entry.validate().map_err(|reason| EditRejected::Invalid {
+    entry.validate().map_err(|invalid| EditRejected::Invalid {
         name: name.to_string(),
-        reason,
+        reason: invalid.reason,
     })
 }
 

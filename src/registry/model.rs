@@ -11,6 +11,11 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+mod validate;
+
+pub use validate::Invalid;
+use validate::{check_command, check_env, check_headers, check_url};
+
 /// Longest server name accepted, in characters. Names end up in menus, tool prefixes and labels.
 pub const MAX_NAME_CHARS: usize = 64;
 
@@ -22,31 +27,39 @@ pub struct ServerName(Arc<str>);
 
 impl ServerName {
     /// Validates `name`, saying what is wrong with it if anything is.
-    pub fn new(name: impl Into<String>) -> Result<Self, String> {
+    pub fn new(name: impl Into<String>) -> Result<Self, Invalid> {
         let name = name.into();
         let chars = name.chars().count();
         if chars == 0 {
-            return Err("server name is empty".into());
+            return Err(Invalid::new("name", "server name is empty"));
         }
         if chars > MAX_NAME_CHARS {
-            return Err(format!(
-                "server name is {chars} characters long, over the limit of {MAX_NAME_CHARS}"
+            return Err(Invalid::new(
+                "name",
+                format!(
+                    "server name is {chars} characters long, over the limit of {MAX_NAME_CHARS}"
+                ),
             ));
         }
         if let Some(c) = name.chars().find(|c| c.is_control()) {
-            return Err(format!(
-                "server name {:?} contains the control character U+{:04X}",
-                name, c as u32
+            return Err(Invalid::new(
+                "name",
+                format!(
+                    "server name {:?} contains the control character U+{:04X}",
+                    name, c as u32
+                ),
             ));
         }
         if name.trim() != name {
-            return Err(format!(
-                "server name {name:?} starts or ends with whitespace"
+            return Err(Invalid::new(
+                "name",
+                format!("server name {name:?} starts or ends with whitespace"),
             ));
         }
         if name.contains('.') {
-            return Err(format!(
-                "server name {name:?} contains '.', which separates server and tool names"
+            return Err(Invalid::new(
+                "name",
+                format!("server name {name:?} contains '.', which separates server and tool names"),
             ));
         }
         Ok(Self(name.into()))
@@ -64,8 +77,8 @@ impl fmt::Display for ServerName {
 }
 
 impl std::str::FromStr for ServerName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         Self::new(s)
     }
 }
@@ -165,8 +178,15 @@ impl ServerEntry {
     }
 
     /// Checks what deserialization checks, for entries built in code (CLI, UI, import).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         ServerEntry::try_from(ServerEntryFields::from(self.clone())).map(|_| ())
+    }
+
+    /// An entry in the `mcpServers` shape, as a client (the window) sent it, checked.
+    pub fn from_json(value: Value) -> Result<Self, Invalid> {
+        let fields: ServerEntryFields =
+            serde_json::from_value(value).map_err(|e| Invalid::new("entry", e.to_string()))?;
+        Self::try_from(fields)
     }
 
     /// This entry as edited from a [`ServerEntry::redacted`] copy of `previous`: every value
@@ -249,25 +269,28 @@ struct ServerEntryFields {
 }
 
 impl TryFrom<ServerEntryFields> for ServerEntry {
-    type Error = String;
+    type Error = Invalid;
 
-    fn try_from(f: ServerEntryFields) -> Result<Self, String> {
+    fn try_from(f: ServerEntryFields) -> Result<Self, Invalid> {
+        let entry = |reason: String| Invalid::new("entry", reason);
         let kind = f.kind.as_deref().map(str::trim);
         let launch = match (f.command, f.url) {
             (Some(_), Some(_)) => {
-                return Err("entry has both \"command\" (stdio) and \"url\" (remote)".into());
+                return Err(entry(
+                    "entry has both \"command\" (stdio) and \"url\" (remote)".into(),
+                ));
             }
             (None, None) => {
-                return Err(
+                return Err(entry(
                     "entry needs \"command\" (a stdio server) or \"url\" (a remote server)".into(),
-                );
+                ));
             }
             (Some(command), None) => {
                 if !matches!(kind, None | Some("stdio")) {
-                    return Err(format!(
+                    return Err(entry(format!(
                         "\"type\" is {:?} but the entry has a \"command\"; use \"stdio\" or a \"url\"",
                         kind.unwrap_or_default()
-                    ));
+                    )));
                 }
                 check_command(&command, &f.args)?;
                 check_env(&f.env)?;
@@ -283,9 +306,9 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
                     None | Some("http" | "streamable-http" | "streamableHttp") => RemoteKind::Http,
                     Some("sse") => RemoteKind::Sse,
                     Some(other) => {
-                        return Err(format!(
+                        return Err(entry(format!(
                             "\"type\" is {other:?}; expected \"http\" or \"sse\" for a \"url\" entry"
-                        ));
+                        )));
                     }
                 };
                 check_url(&url)?;
@@ -302,10 +325,12 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
             .iter()
             .find(|t| t.is_empty() || t.chars().any(char::is_control))
         {
-            return Err(format!("tag {tag:?} is empty or has control characters"));
+            return Err(entry(format!(
+                "tag {tag:?} is empty or has control characters"
+            )));
         }
         if f.timeouts.connect_ms == Some(0) || f.timeouts.call_ms == Some(0) {
-            return Err("timeouts must be more than 0 ms".into());
+            return Err(entry("timeouts must be more than 0 ms".into()));
         }
         Ok(Self {
             launch,
@@ -346,62 +371,6 @@ impl From<ServerEntry> for ServerEntryFields {
         }
         fields
     }
-}
-
-fn check_command(command: &str, args: &[String]) -> Result<(), String> {
-    if command.trim().is_empty() {
-        return Err("\"command\" is empty".into());
-    }
-    if command.contains('\0') || args.iter().any(|a| a.contains('\0')) {
-        return Err("\"command\" or \"args\" contains a NUL character".into());
-    }
-    Ok(())
-}
-
-fn check_env(env: &IndexMap<String, String>) -> Result<(), String> {
-    for (key, value) in env {
-        if key.is_empty() || key.contains(['=', '\0']) {
-            return Err(format!(
-                "environment variable name {key:?} is empty or has '=' or NUL"
-            ));
-        }
-        if value.contains('\0') {
-            return Err(format!("environment variable {key} has a NUL in its value"));
-        }
-    }
-    Ok(())
-}
-
-fn check_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("\"url\" {raw:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "\"url\" {raw:?} has scheme {:?}; expected http or https",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("\"url\" {raw:?} has no host"));
-    }
-    Ok(())
-}
-
-fn check_headers(headers: &IndexMap<String, String>) -> Result<(), String> {
-    for (name, value) in headers {
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty() || !name.chars().all(token) {
-            return Err(format!(
-                "header name {name:?} is not a valid HTTP header name"
-            ));
-        }
-        // A CR or LF in a value would let a file inject extra headers into every request.
-        if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-            return Err(format!(
-                "header {name} has a line break or NUL in its value"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A manual toggle for a connector that comes from the manifest, not from this file.

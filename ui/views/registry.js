@@ -102,7 +102,9 @@ async function save() {
     form().hidden = true;
     await load();
   } catch (error) {
-    const where = form().querySelector(`.field-error[data-for="${error.field ?? 'entry'}"]`);
+    // Beside the field the engine names (name, command, env, url, headers), else under the form.
+    const where = form().querySelector(`.field-error[data-for="${error.field}"]`)
+      ?? form().querySelector('.field-error[data-for="entry"]');
     where.textContent = error.message ?? String(error);
     where.hidden = false;
   }

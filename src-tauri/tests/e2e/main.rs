@@ -183,8 +183,8 @@ async fn a_server_added_in_the_registry_view_connects_and_a_bad_one_is_refused_i
     app.click("#server-save").await;
     let error = app
         .wait_text(
-            ".field-error[data-for=entry]",
-            "the engine's reason shows",
+            ".field-error[data-for=url]",
+            "the engine's reason shows beside the URL",
             |t| !t.is_empty(),
         )
         .await;
