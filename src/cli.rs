@@ -55,7 +55,8 @@ enum Command {
         once: bool,
         #[command(flatten)]
         manifest: ManifestArg,
-        /// Print a JSON array instead of a table.
+        /// JSON: with --once, one array of every connector's state; without, one object per
+        /// line for each change as it happens.
         #[arg(long)]
         json: bool,
         /// While syncing, serve Prometheus metrics at http://ADDR/metrics (loopback only,
@@ -71,6 +72,8 @@ enum Command {
     },
     /// List every tool of every connector, as CONNECTOR.TOOL.
     Tools {
+        /// Print a JSON array: each tool's name, connector, name on its server, description
+        /// and input schema (the arguments it takes).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -149,18 +152,20 @@ enum ExportFormat {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["url", "command"])))]
 struct AddArgs {
+    /// The server's name: 1 to 64 characters, no '.', no control characters.
     name: ServerName,
-    /// URL of a remote server.
-    #[arg(long, conflicts_with_all = ["command", "args", "env"], required_unless_present = "command")]
+    /// URL of a remote server (or give --command for a stdio one).
+    #[arg(long, conflicts_with_all = ["command", "args", "env", "cwd"])]
     url: Option<String>,
     /// Transport of a remote server.
     #[arg(long = "type", value_enum, default_value_t = RemoteType::Http, requires = "url")]
     kind: RemoteType,
     /// A header sent to a remote server, as NAME=VALUE (repeatable).
-    #[arg(long = "header", value_name = "K=V", value_parser = key_value, requires = "url")]
+    #[arg(long = "header", value_name = "K=V", value_parser = key_value, conflicts_with = "command")]
     headers: Vec<(String, String)>,
-    /// Program to run for a stdio server.
+    /// Program to run for a stdio server (or give --url for a remote one).
     #[arg(long)]
     command: Option<String>,
     /// An argument for the program (repeatable, in order).

@@ -371,6 +371,8 @@ struct ToolRow {
     connector: String,
     tool: String,
     description: Option<String>,
+    /// The JSON Schema of its arguments.
+    input_schema: Value,
 }
 
 pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {

@@ -272,3 +272,41 @@ fn without_an_os_keyring_token_set_says_what_to_use_instead() {
         "the token leaked"
     );
 }
+
+#[test]
+fn registry_add_says_what_it_needs_and_refuses_options_of_the_other_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let neither = cli(dir, &["registry", "add", "x"]);
+    assert!(!neither.status.success());
+    let said = stderr(&neither);
+    assert!(
+        said.contains("--url") && said.contains("--command"),
+        "both ways to add a server are named: {said}"
+    );
+    for (args, other) in [
+        (&["--command", "srv", "--header", "A=b"][..], "--header"),
+        (
+            &["--url", "https://x.example/mcp", "--env", "A=b"][..],
+            "--env",
+        ),
+        (
+            &["--url", "https://x.example/mcp", "--cwd", "/tmp"][..],
+            "--cwd",
+        ),
+    ] {
+        let mut all = vec!["registry", "add", "x"];
+        all.extend_from_slice(args);
+        let out = cli(dir, &all);
+        assert!(
+            !out.status.success() && stderr(&out).contains(other),
+            "{args:?} is refused, not dropped: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(list(dir), Vec::<Value>::new(), "nothing was added");
+    let help = stdout(&cli(dir, &["registry", "add", "--help"]));
+    assert!(help.contains("The server's name"), "{help}");
+    let help = stdout(&cli(dir, &["sync", "--help"]));
+    assert!(help.contains("one object per"), "{help}");
+}

@@ -311,6 +311,10 @@ async fn the_cli_syncs_lists_and_calls_registry_servers() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["fx.tool_000", "fx.tool_001"]);
+    assert_eq!(
+        tools[0]["input_schema"]["properties"]["text"]["type"], "string",
+        "tools --json says what arguments each tool takes: {tools}"
+    );
 
     let call = run(args(&[
         "call",
