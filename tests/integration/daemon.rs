@@ -167,13 +167,28 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["fx.tool_000", "fx.tool_001"]);
-    let once = json(&run(&dir, &["sync", "--once", "--json"]).await);
-    assert_eq!(once[0]["state"], "healthy", "{once}");
-    assert!(once[0]["latency_ms"].as_f64().is_some(), "{once}");
     assert_eq!(
         fixture.accepted_connections(),
         accepted,
-        "call, tools and sync --once reuse the daemon's session: no new connection"
+        "call and tools reuse the daemon's session: no new connection"
+    );
+    let once = run(&dir, &["sync", "--once", "--json"]).await;
+    assert!(
+        !stderr(&once).contains("no daemon runs"),
+        "{}",
+        stderr(&once)
+    );
+    let once = json(&once);
+    assert_eq!(once[0]["state"], "healthy", "{once}");
+    assert!(once[0]["latency_ms"].as_f64().is_some(), "{once}");
+    // The daemon's re-check (a probe, then a re-list, back to back) may meet hyper's pool
+    // while it is still taking the probe's connection back, and open one more (see
+    // sync::calls_reuse_the_connection_the_handshake_opened); a session of its own would
+    // open two (its request and subscription streams) and would say "no daemon runs".
+    assert!(
+        fixture.accepted_connections() <= accepted + 1,
+        "sync --once re-checks over the daemon's session: {} new connections",
+        fixture.accepted_connections() - accepted
     );
 
     let status = json(&run(&dir, &["status", "--json"]).await);
