@@ -70,8 +70,8 @@ pub struct ConnectorSpec {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum Credential {
-    /// It has them: a token (from the keyring or the environment), or header or environment
-    /// values in its registry entry.
+    /// It has them: a token (from the keyring or the environment), or headers or environment
+    /// variables in its registry entry whose names say they hold secrets.
     Set,
     /// It needs a token that is not there; `variable` is what to set.
     Unset { variable: String },
@@ -85,10 +85,13 @@ impl ConnectorSpec {
                 variable: variable.clone(),
             });
         }
-        let has_secrets = match &self.endpoint {
-            Endpoint::Http { headers, .. } => !headers.is_empty(),
-            Endpoint::Stdio { env, .. } => !env.is_empty(),
+        let values = match &self.endpoint {
+            Endpoint::Http { headers, .. } => headers,
+            Endpoint::Stdio { env, .. } => env,
         };
+        let has_secrets = values
+            .iter()
+            .any(|(name, value)| crate::credentials::looks_secret(name) && !value.is_empty());
         has_secrets.then_some(Credential::Set)
     }
 }
@@ -226,6 +229,16 @@ mod tests {
         assert_eq!(
             spec(stdio(&[("GITHUB_TOKEN", "x")]), None).credential(),
             Some(Credential::Set)
+        );
+        assert_eq!(
+            spec(stdio(&[("TZ", "UTC")]), None).credential(),
+            None,
+            "a setting is not a token"
+        );
+        assert_eq!(
+            spec(http(&[("X-Team", "core")]), None).credential(),
+            None,
+            "nor is a plain header"
         );
     }
 }

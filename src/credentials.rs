@@ -78,3 +78,22 @@ pub fn lookup(id: &str) -> Option<String> {
         .or_else(|| std::env::var("CONNECTORS_API_KEY").ok())
         .filter(|token| !token.is_empty())
 }
+
+/// Whether an environment variable or header of this name holds a secret (a token, a key, a
+/// password…), by its name: `GITHUB_TOKEN` and `Authorization` do, `TZ` and `X-Team` do not.
+pub fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "key",
+        "password",
+        "passwd",
+        "auth",
+        "credential",
+        "cookie",
+        "session",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}

@@ -218,23 +218,8 @@ fn candidate(
 
 /// Names of env vars and headers that hold what looks like a literal secret.
 pub fn secrets_in(entry: &ServerEntry) -> Vec<String> {
+    use crate::credentials::looks_secret;
     use crate::registry::model::Launch;
-    let looks_secret = |key: &str| {
-        let key = key.to_ascii_lowercase();
-        [
-            "token",
-            "secret",
-            "key",
-            "password",
-            "passwd",
-            "auth",
-            "credential",
-            "cookie",
-            "session",
-        ]
-        .iter()
-        .any(|word| key.contains(word))
-    };
     let literal = |value: &str| !value.is_empty() && !value.contains("${");
     let (prefix, map) = match &entry.launch {
         Launch::Stdio { env, .. } => ("env", env),
