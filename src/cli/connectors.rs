@@ -39,6 +39,9 @@ pub async fn sync_watch(
         "switchboard: following {count} connector(s) (registry in {}{manifest_note}); Ctrl-C to stop",
         dir.display()
     );
+    if count == 0 && manifest.is_none() {
+        eprint!("{}", first_steps());
+    }
     let stop = CancellationToken::new();
     let metrics_server = match metrics_addr {
         None => None,
@@ -87,6 +90,34 @@ pub async fn sync_watch(
         daemon.shutdown().await?;
     }
     Ok(())
+}
+
+/// What to do with an empty registry: the commands that get a user going, naming the other
+/// clients' configs found on this machine.
+fn first_steps() -> String {
+    use switchboard::import::{Places, detect_all};
+    let found: Vec<String> = Places::detect()
+        .map(|places| detect_all(&places))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(kind, path)| format!("{kind} ({})", path.display()))
+        .collect();
+    let import = if found.is_empty() {
+        "  switchboard registry import --from PATH        # another client's MCP config file\n"
+            .to_string()
+    } else {
+        format!(
+            "  switchboard registry import --dry-run          # see what would come from {}\n  \
+             switchboard registry import                    # then bring them over\n",
+            found.join(", ")
+        )
+    };
+    format!(
+        "switchboard: no servers yet. To add some (this daemon follows the registry as it changes):\n\
+         {import}  \
+         switchboard registry add NAME --url URL        # a remote server (streamable HTTP)\n  \
+         switchboard registry add NAME --command CMD    # a local server it starts (stdio)\n"
+    )
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

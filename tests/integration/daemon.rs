@@ -330,3 +330,52 @@ async fn the_control_socket_answers_what_is_not_a_call_clearly_and_keeps_serving
         stderr(&status)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_first_run_says_how_to_get_going_naming_the_clients_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".cursor")).unwrap();
+    std::fs::write(
+        home.join(".cursor/mcp.json"),
+        r#"{"mcpServers":{"fs":{"command":"npx","args":["-y","fs"]}}}"#,
+    )
+    .unwrap();
+    let mut daemon = switchboard()
+        .arg("--config-dir")
+        .arg(tmp.path().join("config"))
+        .arg("sync")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .current_dir(&home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = daemon.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !said.iter().any(|l: &String| l.contains("--command CMD")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => said.push(line),
+            Err(_) => panic!("within {DEADLINE:?}: the first steps; saw {said:?}"),
+        }
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let text = said.join("\n");
+    assert!(text.contains("following 0 connector(s)"), "{text}");
+    assert!(text.contains("no servers yet"), "{text}");
+    assert!(
+        text.contains("registry import --dry-run") && text.contains("cursor ("),
+        "it names the client whose servers can be imported: {text}"
+    );
+    assert!(text.contains("registry add NAME --url URL"), "{text}");
+}
