@@ -68,20 +68,7 @@ pub enum Request {
 
 impl Request {
     /// Every command, by the name it has on the wire (and in the app's capabilities).
-    pub const NAMES: &[&str] = &[
-        "overview",
-        "set_enabled",
-        "sync_now",
-        "tools",
-        "call_tool",
-        "latency_svg",
-        "registry_entries",
-        "save_server",
-        "remove_server",
-        "set_manifest",
-        "import_preview",
-        "import_apply",
-    ];
+    pub const NAMES: &[&str] = include!("wire/command_names.in");
 
     /// The request `command` with `args` (`null` or absent: none), or why it is not one.
     pub fn parse(command: &str, args: Value) -> Result<Self, WireError> {

@@ -4,8 +4,6 @@
 //! carries engine changes to both; [`commands`] is all the window may call, over [`link`]. No
 //! business logic lives here: it is in the engine.
 
-#[cfg(test)]
-mod command_names;
 mod commands;
 mod link;
 mod live;
