@@ -53,6 +53,7 @@ fn specs(fleet: &[Fixture]) -> Vec<ConnectorSpec> {
             call_timeout: Duration::from_secs(30),
             source: Source::Registry,
             missing_credential: None,
+            info: Default::default(),
         })
         .collect()
 }

@@ -64,6 +64,28 @@ pub struct ConnectorSpec {
     /// Set when the source requires a credential that is not available: the variable to set.
     /// Such a connector is reported unauthorized without being contacted.
     pub missing_credential: Option<String>,
+    /// What its source says of it beyond how to reach it.
+    pub info: ConnectorInfo,
+}
+
+/// What a connector's source says about it beyond how to reach it (the manifest's
+/// `displayName`, `description`, `tags` and `quotas`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectorInfo {
+    /// What the UI calls it; its id when `None`.
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub quotas: Quotas,
+}
+
+/// Call limits the source asks for, kept on the spec for the aggregated endpoint to enforce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quotas {
+    pub concurrent: Option<u32>,
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
 }
 
 /// Whether a connector's secrets are there, never what they are: all the UI is told of them.
@@ -169,6 +191,10 @@ pub fn from_registry(registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
                 .map_or(DEFAULT_CALL_TIMEOUT, Duration::from_millis),
             source: Source::Registry,
             missing_credential: None,
+            info: ConnectorInfo {
+                tags: entry.tags.clone(),
+                ..ConnectorInfo::default()
+            },
         })
         .collect()
 }
@@ -186,6 +212,7 @@ mod tests {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             source: Source::Manifest,
             missing_credential: missing_credential.map(String::from),
+            info: ConnectorInfo::default(),
         }
     }
 

@@ -75,6 +75,8 @@ impl Default for EngineOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectorStatus {
     pub id: String,
+    /// What the UI calls it (the manifest's `displayName`); its id when `None`.
+    pub display_name: Option<String>,
     /// Whether the manifest or the registry defines it (which decides how it is switched off).
     pub source: Source,
     pub transport: &'static str,
@@ -92,6 +94,13 @@ pub struct ConnectorStatus {
     pub calls: Option<LatencySummary>,
     /// Whether its secrets are there (`None`: it needs none).
     pub credential: Option<Credential>,
+}
+
+impl ConnectorStatus {
+    /// What to call it where people read it: its display name, else its id.
+    pub fn label(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// Everything the tray, the window, the CLI and metrics show, as of one moment.

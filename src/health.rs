@@ -194,7 +194,11 @@ pub fn summary(connectors: &[ConnectorStatus]) -> String {
         .filter(|c| !matches!(c.state, Health::Healthy | Health::Connecting))
         .collect();
     for problem in problems.iter().take(2) {
-        line.push_str(&format!(" · {} {}", problem.id, problem.state.as_str()));
+        line.push_str(&format!(
+            " · {} {}",
+            problem.label(),
+            problem.state.as_str()
+        ));
     }
     if problems.len() > 2 {
         line.push_str(&format!(" · +{} more", problems.len() - 2));
@@ -209,6 +213,7 @@ mod tests {
     fn connector(id: &str, state: Health) -> ConnectorStatus {
         ConnectorStatus {
             id: id.into(),
+            display_name: None,
             source: crate::connector::Source::Registry,
             transport: "http",
             state,

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::connector::{
-    ConnectorSpec, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoint, Source,
+    ConnectorInfo, ConnectorSpec, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Endpoint, Quotas,
+    Source,
 };
 use crate::registry::model::RemoteKind;
 
@@ -49,8 +50,11 @@ pub enum AuthScheme {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestConnector {
     pub id: String,
-    pub name: Option<String>,
+    /// `displayName`, or the older `name`, and the rest of what the UI shows of it.
+    pub info: ConnectorInfo,
     pub enabled: bool,
+    /// Sent on every request to the connector (besides its credential's header).
+    pub headers: indexmap::IndexMap<String, String>,
     pub endpoint: String,
     /// `None`: try streamable HTTP, fall back to SSE.
     pub transport: Option<RemoteKind>,
@@ -92,7 +96,7 @@ impl Manifest {
         self.connectors
             .iter()
             .map(|c| {
-                let mut headers = indexmap::IndexMap::new();
+                let mut headers = c.headers.clone();
                 let token = c.auth.as_ref().and_then(|_| credential(&c.id));
                 let missing_credential = (c.auth.is_some() && token.is_none()).then(|| {
                     format!(
@@ -120,6 +124,7 @@ impl Manifest {
                     call_timeout: c.call_timeout,
                     source: Source::Manifest,
                     missing_credential,
+                    info: c.info.clone(),
                 }
             })
             .collect()
@@ -185,22 +190,37 @@ struct ServiceMapV1 {
     connectors: Vec<Value>,
 }
 
+/// A connector in either shape publishers write: the older one (`name`, `status`, `ttl`) and
+/// the current one (`displayName`, `enabled`, `ttlSeconds`, `headers`, `quotas`, `tags`,
+/// `description`, `metadata`). Per-connector TTLs and metadata are read and not used.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ConnectorV1 {
     id: String,
     name: Option<String>,
-    #[serde(default = "enabled")]
-    status: String,
+    display_name: Option<String>,
+    status: Option<String>,
+    enabled: Option<bool>,
     endpoint: String,
     transport: Option<String>,
     auth: Option<AuthV1>,
     #[serde(default)]
     timeouts: TimeoutsV1,
+    #[serde(default)]
+    headers: indexmap::IndexMap<String, String>,
+    #[serde(default)]
+    quotas: QuotasV1,
+    #[serde(default)]
+    tags: Vec<String>,
+    description: Option<String>,
 }
 
-fn enabled() -> String {
-    "enabled".into()
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct QuotasV1 {
+    concurrent: Option<u32>,
+    per_minute: Option<u32>,
+    per_hour: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -267,16 +287,45 @@ impl ConnectorV1 {
                 self.id
             ));
         }
-        let enabled = match self.status.as_str() {
-            "enabled" => true,
-            "disabled" => false,
-            other => {
+        let by_status = match self.status.as_deref() {
+            None => None,
+            Some("enabled") => Some(true),
+            Some("disabled") => Some(false),
+            Some(other) => {
                 problems.push(format!(
                     "status: {other:?} is neither \"enabled\" nor \"disabled\""
                 ));
-                false
+                Some(false)
             }
         };
+        let enabled = match (self.enabled, by_status) {
+            (Some(enabled), Some(by_status)) if enabled != by_status => {
+                problems.push(format!(
+                    "enabled: {enabled} disagrees with status {:?}",
+                    self.status.as_deref().unwrap_or_default()
+                ));
+                false
+            }
+            (enabled, by_status) => enabled.or(by_status).unwrap_or(true),
+        };
+        if let Err(invalid) = crate::registry::model::check_headers(&self.headers) {
+            problems.push(format!("headers: {invalid}"));
+        }
+        if let Some(tag) = self
+            .tags
+            .iter()
+            .find(|t| t.is_empty() || t.chars().any(char::is_control))
+        {
+            problems.push(format!("tags: {tag:?} is empty or has control characters"));
+        }
+        let quotas = Quotas {
+            concurrent: self.quotas.concurrent,
+            per_minute: self.quotas.per_minute,
+            per_hour: self.quotas.per_hour,
+        };
+        if [quotas.concurrent, quotas.per_minute, quotas.per_hour].contains(&Some(0)) {
+            problems.push("quotas: a limit of 0 would refuse every call; leave it out".into());
+        }
         if let Err(reason) = check_endpoint(&self.endpoint) {
             problems.push(format!("endpoint: {reason}"));
         }
@@ -341,8 +390,14 @@ impl ConnectorV1 {
         }
         Ok(ManifestConnector {
             id: self.id,
-            name: self.name,
+            info: ConnectorInfo {
+                display_name: self.display_name.or(self.name),
+                description: self.description,
+                tags: self.tags,
+                quotas,
+            },
             enabled,
+            headers: self.headers,
             endpoint: self.endpoint,
             transport,
             auth,

@@ -83,9 +83,9 @@ pub fn menu_model(connectors: &[ConnectorStatus]) -> MenuModel {
             .map(|c| {
                 let enabled = c.state != Health::Disabled;
                 let label = if enabled {
-                    format!("{} — {}", c.id, c.state.as_str())
+                    format!("{} — {}", c.label(), c.state.as_str())
                 } else {
-                    c.id.clone()
+                    c.label().to_string()
                 };
                 ConnectorItem {
                     label,
@@ -279,6 +279,7 @@ mod tests {
     fn connector(id: &str, state: Health) -> ConnectorStatus {
         ConnectorStatus {
             id: id.into(),
+            display_name: None,
             source: Source::Registry,
             transport: "http",
             state,

@@ -33,6 +33,7 @@ pub async fn run(url: &str) -> Result<()> {
         call_timeout: DEFAULT_CALL_TIMEOUT,
         source: Source::Registry,
         missing_credential: None,
+        info: Default::default(),
     };
     // Standing in for a user who accepts what a form proposes (the scenarios expect an answer).
     let session = Session::open_with(&spec, &http_client()?, None, Elicitation::AcceptDefaults)

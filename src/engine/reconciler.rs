@@ -229,6 +229,7 @@ impl Reconciler {
     ) -> ConnectorStatus {
         ConnectorStatus {
             id: spec.id.clone(),
+            display_name: spec.info.display_name.clone(),
             source: spec.source,
             transport: spec.endpoint.transport(),
             state,

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 mod validate;
 
 pub use validate::Invalid;
-use validate::{check_command, check_env, check_headers, check_url};
+pub(crate) use validate::check_headers;
+use validate::{check_command, check_env, check_url};
 
 /// Longest server name accepted, in characters. Names end up in menus, tool prefixes and labels.
 pub const MAX_NAME_CHARS: usize = 64;

@@ -27,6 +27,7 @@ fn spec_at(id: &str, url: String) -> ConnectorSpec {
         call_timeout: Duration::from_secs(5),
         source: Source::Registry,
         missing_credential: None,
+        info: Default::default(),
     }
 }
 

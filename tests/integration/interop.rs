@@ -44,6 +44,7 @@ fn spec(id: &str, endpoint: Endpoint) -> ConnectorSpec {
         call_timeout: DEADLINE,
         source: Source::Registry,
         missing_credential: None,
+        info: Default::default(),
     }
 }
 

@@ -279,3 +279,82 @@ async fn credentials_come_from_the_environment_and_never_show() {
         "the token leaked into output"
     );
 }
+
+/// A service map as the replaced system's publisher writes it today: `displayName`,
+/// `enabled: true|false`, `ttlSeconds`, static `headers`, `quotas`, `tags`, `description`,
+/// `metadata.brand`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_current_publisher_shape_loads_disabled_is_never_contacted_and_headers_are_sent() {
+    let guarded = Fixture::start(Knobs {
+        require_authorization: Some("Bearer team-static".into()),
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let off = Fixture::start(Knobs::default()).await.unwrap();
+    let map = serde_json::json!({
+        "id": "01JSERVICEMAP", "brand": "acme", "generatedAt": "2026-11-25T00:00:00Z",
+        "ttlSeconds": 300,
+        "connectors": [
+            {"id": "wiki", "version": "2", "displayName": "Team Wiki", "enabled": true,
+             "ttlSeconds": 120, "endpoint": guarded.url(), "transport": "streamable-http",
+             "headers": {"Authorization": "Bearer team-static"},
+             "quotas": {"perMinute": 60, "perHour": 1000, "concurrent": 4},
+             "tags": ["docs"], "description": "The team's wiki", "metadata": {"brand": "acme"}},
+            {"id": "crm", "displayName": "CRM", "enabled": false, "endpoint": off.url(),
+             "ttlSeconds": 120}
+        ]
+    });
+    let manifest = switchboard::manifest::Manifest::parse(&map.to_string(), None).unwrap();
+    let wiki = &manifest.connectors[0];
+    assert_eq!(wiki.info.display_name.as_deref(), Some("Team Wiki"));
+    assert_eq!(wiki.info.quotas.per_minute, Some(60));
+    assert_eq!(wiki.info.quotas.concurrent, Some(4));
+    assert_eq!(wiki.info.tags, ["docs"]);
+    assert!(
+        !manifest.connectors[1].enabled,
+        "enabled: false is disabled"
+    );
+
+    let specs = desired_set(
+        &manifest_specs(std::sync::Arc::new(manifest)).await,
+        &RegistrySnapshot::default(),
+    );
+    let connected = one_shot(specs, &http_client().unwrap(), 16).await;
+    let wiki = &connected.reports()[0];
+    assert_eq!(
+        wiki.state,
+        Health::Healthy,
+        "every request carried the static header (the server refuses any without): {wiki:?}"
+    );
+    assert_eq!(wiki.label(), "Team Wiki", "the UI shows the display name");
+    assert_eq!(connected.reports()[1].state, Health::Disabled);
+    assert_eq!(
+        off.accepted_connections(),
+        0,
+        "a connector with enabled: false is never contacted"
+    );
+    connected.close().await;
+    assert_eq!(
+        off.accepted_connections(),
+        0,
+        "nor while the engine shut down"
+    );
+
+    // The two ways to say it may not disagree.
+    let mut clash = map.clone();
+    clash["connectors"][1]["status"] = "enabled".into();
+    let refused = switchboard::manifest::Manifest::parse(&clash.to_string(), None)
+        .expect_err("contradictory");
+    assert!(
+        refused
+            .to_string()
+            .contains("connectors[1] (id \"crm\"): enabled: false disagrees"),
+        "{refused}"
+    );
+    let mut injected = map.clone();
+    injected["connectors"][0]["headers"]["X-Evil"] = "a\r\nHost: elsewhere".into();
+    let refused = switchboard::manifest::Manifest::parse(&injected.to_string(), None)
+        .expect_err("a header value with a line break");
+    assert!(refused.to_string().contains("headers:"), "{refused}");
+}

@@ -40,6 +40,7 @@ fn stdio_spec(id: &str, args: &[&str]) -> ConnectorSpec {
         call_timeout: DEADLINE,
         source: Source::Registry,
         missing_credential: None,
+        info: Default::default(),
     }
 }
 

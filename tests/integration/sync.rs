@@ -23,6 +23,7 @@ fn spec(id: &str, fixture: &Fixture, connect_timeout: Duration) -> ConnectorSpec
         call_timeout: Duration::from_secs(10),
         source: Source::Registry,
         missing_credential: None,
+        info: Default::default(),
     }
 }
 

@@ -44,7 +44,10 @@ export function render(overview) {
     row.className = c.state;
     const toggle = row.cells[0].firstChild;
     if (!toggle.disabled) toggle.checked = c.state !== 'disabled';
-    cell(row, 1, c.id, 'name').title = `from the ${c.source}`;
+    // The manifest's display name where it gives one; the id stays in the tooltip.
+    cell(row, 1, c.display_name ?? c.id, 'name').title = c.display_name
+      ? `${c.id}, from the ${c.source}`
+      : `from the ${c.source}`;
     cell(row, 2, c.transport);
     cell(row, 3, c.protocol_version ?? '—');
     const state = row.cells[4];

@@ -68,7 +68,7 @@ pub(super) fn check_url(raw: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-pub(super) fn check_headers(headers: &IndexMap<String, String>) -> Result<(), Invalid> {
+pub(crate) fn check_headers(headers: &IndexMap<String, String>) -> Result<(), Invalid> {
     let invalid = |reason: String| Invalid::new("headers", reason);
     for (name, value) in headers {
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
