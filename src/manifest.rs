@@ -6,10 +6,12 @@
 
 pub mod loader;
 
+mod signature;
+
+pub use signature::{jcs_bytes, publisher_bytes, sign};
+
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use hmac::Mac as _;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -83,7 +85,7 @@ impl Manifest {
         let value: Value =
             serde_json::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
         if let Some(key) = key {
-            verify_signature(&value, key)?;
+            signature::verify(&value, key)?;
         }
         let raw: ServiceMapV1 = serde_json::from_value(value)
             .map_err(|e| ManifestError::Invalid(vec![e.to_string()]))?;
@@ -129,55 +131,6 @@ impl Manifest {
             })
             .collect()
     }
-}
-
-/// The bytes a signature covers: the document without `signature`, keys sorted at every level,
-/// no whitespace (RFC 8785 canonical form for documents of strings, integers and booleans).
-pub fn canonical_bytes(document: &Value) -> Vec<u8> {
-    fn canonical(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), canonical(&map[k])))
-                        .collect(),
-                )
-            }
-            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-            other => other.clone(),
-        }
-    }
-    let mut unsigned = document.clone();
-    if let Value::Object(map) = &mut unsigned {
-        map.remove("signature");
-    }
-    serde_json::to_vec(&canonical(&unsigned)).unwrap_or_default()
-}
-
-/// Signs a manifest document (for tests, fixtures and tools that publish service maps).
-pub fn sign(document: &Value, key: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(&canonical_bytes(document));
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-}
-
-fn verify_signature(document: &Value, key: &[u8]) -> Result<(), ManifestError> {
-    let signature = document
-        .get("signature")
-        .and_then(Value::as_str)
-        .ok_or(ManifestError::Unsigned)?;
-    let given = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(signature.trim_end_matches('='))
-        .map_err(|_| ManifestError::BadSignature)?;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(&canonical_bytes(document));
-    // verify_slice compares in constant time.
-    mac.verify_slice(&given)
-        .map_err(|_| ManifestError::BadSignature)
 }
 
 #[derive(Deserialize)]

@@ -358,3 +358,81 @@ async fn the_current_publisher_shape_loads_disabled_is_never_contacted_and_heade
         .expect_err("a header value with a line break");
     assert!(refused.to_string().contains("headers:"), "{refused}");
 }
+
+/// Signs `document` with Node's own crypto, exactly as the replaced system's publisher does:
+/// keys sorted with `localeCompare` at every level, `JSON.stringify`, HMAC-SHA256, base64url.
+fn publisher_signature(document: &str, key: &str) -> String {
+    use std::io::Write as _;
+    const PUBLISHER: &str = r#"
+const crypto = require('crypto');
+let text = '';
+process.stdin.on('data', (d) => { text += d; });
+process.stdin.on('end', () => {
+  const doc = JSON.parse(text);
+  delete doc.signature;
+  const sorted = (v) => Array.isArray(v) ? v.map(sorted)
+    : v && typeof v === 'object'
+      ? Object.keys(v).sort((a, b) => a.localeCompare(b)).reduce((o, k) => { o[k] = sorted(v[k]); return o; }, {})
+      : v;
+  process.stdout.write(crypto.createHmac('sha256', process.env.KEY).update(JSON.stringify(sorted(doc))).digest('base64url'));
+});
+"#;
+    let mut node = std::process::Command::new("node")
+        .args(["-e", PUBLISHER])
+        .env("KEY", key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (./scripts/install-deps.sh installs it)");
+    node.stdin
+        .take()
+        .unwrap()
+        .write_all(document.as_bytes())
+        .unwrap();
+    let out = node.wait_with_output().unwrap();
+    assert!(out.status.success(), "node signed the document");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn maps_signed_by_the_publisher_verify_and_tampered_copies_do_not() {
+    const KEY: &str = "publisher-key";
+    // Keys that differ only in case, that byte order and collation sort apart (`accept` /
+    // `X-Team`), non-ASCII ones, array-index keys, and numbers JavaScript writes its own way.
+    let documents = [
+        r#"{"id":"01JMAP","generatedAt":"2026-11-25T00:00:00Z","ttlSeconds":300,"connectors":[
+            {"id":"wiki","displayName":"Wiki","enabled":true,"endpoint":"https://wiki.example/mcp",
+             "headers":{"accept":"application/json","X-Team":"core","x-team2":"b"},
+             "quotas":{"perMinute":60,"concurrent":4},
+             "metadata":{"Brand":"a","brand":"b","BRAND":"c","équipe":"é","Équipe":"E","zèbre":1,
+                         "10":"ten","9":"nine","ratio":0.1,"whole":1.0,"huge":1e21,"tiny":1.5e-7}}]}"#,
+        r#"{"generatedAt":"2026-11-25T00:00:00Z","ttlSeconds":60,"connectors":[
+            {"id":"crm","name":"CRM","status":"disabled","endpoint":"https://crm.example/mcp",
+             "ttl":300,"metadata":{"b":[{"Z":1,"a":2}],"B":{"ä":1,"a":2,"z":3}}}],"brand":"Acme"}"#,
+    ];
+    for document in documents {
+        let signature = publisher_signature(document, KEY);
+        let mut signed: serde_json::Value = serde_json::from_str(document).unwrap();
+        signed["signature"] = signature.clone().into();
+        // Sent as the publisher would: its own text, the signature added last.
+        let text = format!(
+            "{},\"signature\":\"{signature}\"}}",
+            document.trim_end().trim_end_matches('}')
+        );
+        switchboard::manifest::Manifest::parse(&text, Some(KEY.as_bytes()))
+            .unwrap_or_else(|e| panic!("the publisher's signature verifies: {e}\n{document}"));
+        // JCS form too (what `sign` makes), over the same document.
+        let mut jcs = signed.clone();
+        jcs["signature"] = sign(&signed, KEY.as_bytes()).into();
+        switchboard::manifest::Manifest::parse(&jcs.to_string(), Some(KEY.as_bytes()))
+            .expect("an RFC 8785 signature verifies");
+
+        let tampered = text.replacen("example/mcp", "example/mcq", 1);
+        let refused = switchboard::manifest::Manifest::parse(&tampered, Some(KEY.as_bytes()))
+            .expect_err("a tampered copy");
+        assert!(
+            refused.to_string().contains("signature"),
+            "tampered: {refused}"
+        );
+    }
+}
