@@ -25,6 +25,7 @@ pub fn http_client() -> Result<reqwest::Client, HttpClientError> {
 /// [`http_client`], also trusting the certificates of a PEM bundle (may be empty).
 pub fn http_client_trusting(pem: &[u8]) -> Result<reqwest::Client, HttpClientError> {
     let mut builder = reqwest::Client::builder()
+        .redirect(same_origin_redirects())
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
@@ -38,6 +39,23 @@ pub fn http_client_trusting(pem: &[u8]) -> Result<reqwest::Client, HttpClientErr
         }
     }
     builder.build().map_err(|e| HttpClientError(e.to_string()))
+}
+
+/// Redirects are followed only within the origin that was asked (at most 5): a connector's
+/// headers (tokens among them) and a manifest request never travel to another origin. A
+/// redirect elsewhere comes back as the 3xx it is, and the caller reports it.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if same_origin && attempt.previous().len() <= 5 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// The shared HTTP client could not be set up.

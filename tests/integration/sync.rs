@@ -437,3 +437,59 @@ async fn an_https_server_is_reached_over_http2_on_one_connection() {
     );
     connected.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_another_origin_is_not_followed_so_no_header_goes_there() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Another origin (another port on this machine), counting what reaches it.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let elsewhere_port = elsewhere.local_addr().unwrap().port();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    std::thread::spawn(move || {
+        for _ in elsewhere.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // A server that answers every request with a redirect there.
+    let redirector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = redirector.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in redirector.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 8192];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{elsewhere_port}/mcp\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let spec = ConnectorSpec {
+        id: "moved".into(),
+        endpoint: Endpoint::Http {
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            kind: None,
+            headers: [("X-Api-Key".to_string(), "s3cret".to_string())]
+                .into_iter()
+                .collect(),
+        },
+        enabled: true,
+        connect_timeout: DEADLINE,
+        call_timeout: DEADLINE,
+        source: Source::Registry,
+        missing_credential: None,
+        info: Default::default(),
+    };
+    let connected = one_shot(vec![spec], &http_client().unwrap(), 16).await;
+    let report = &connected.reports()[0];
+    assert_ne!(report.state, Health::Healthy, "{report:?}");
+    connected.close().await;
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "nothing, and so no X-Api-Key, went to the other origin"
+    );
+}
