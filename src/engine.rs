@@ -8,6 +8,7 @@
 //! connector's tools leave the catalog at once. Calls go straight to a live connector's caller.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -166,6 +167,8 @@ use reconciler::{Command, Reconciler};
 pub struct Engine {
     desired: watch::Receiver<Vec<ConnectorSpec>>,
     concurrency: usize,
+    /// Set by calls, cleared by the reconciler when it publishes their figures.
+    calls_unpublished: Arc<AtomicBool>,
     commands: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
     snapshots: watch::Receiver<Arc<EngineSnapshot>>,
@@ -199,6 +202,7 @@ impl Engine {
         let stop = CancellationToken::new();
         let (commands, command_rx) = mpsc::channel(16);
         let concurrency = options.concurrency;
+        let calls_unpublished = Arc::new(AtomicBool::new(false));
         let (mut reconciler, reports) = Reconciler::new(
             metrics.clone(),
             http,
@@ -206,6 +210,7 @@ impl Engine {
             publish,
             events.clone(),
             callers.clone(),
+            calls_unpublished.clone(),
         );
         // Reconciled before the handle is returned, so its first snapshot already shows the
         // desired set (as connecting): `settled` never mistakes "not started" for "done".
@@ -215,6 +220,7 @@ impl Engine {
         Self {
             desired,
             concurrency,
+            calls_unpublished,
             commands,
             metrics,
             snapshots,
@@ -322,8 +328,13 @@ impl Engine {
         };
         self.metrics
             .record_call(connector, tool, started.elapsed(), error_type.as_deref());
-        // Full means a republish is already due; this call will be in it.
-        let _ = self.commands.try_send(Command::CallRecorded);
+        // Only the first call since the last publish wakes the reconciler: calls stay cheap.
+        if !self.calls_unpublished.swap(true, Ordering::AcqRel)
+            && self.commands.try_send(Command::CallRecorded).is_err()
+        {
+            // Not heard (a full queue): let the next call try again.
+            self.calls_unpublished.store(false, Ordering::Release);
+        }
         Ok(result?)
     }
 

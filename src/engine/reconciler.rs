@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -23,7 +24,7 @@ use crate::metrics::Metrics;
 pub(super) enum Command {
     /// Re-check every connector; the sender hears once the snapshot shows it.
     Recheck(String, tokio::sync::oneshot::Sender<()>),
-    /// A call was timed: the snapshot's latency figures are behind.
+    /// Calls were timed: the snapshot's latency figures are behind.
     CallRecorded,
 }
 
@@ -66,6 +67,8 @@ pub(super) struct Reconciler {
     catalog: Option<Arc<Catalog>>,
     /// What the metrics' state gauges last showed of each connector.
     gauged: HashMap<String, (Health, usize)>,
+    /// Calls set it (and wake this task) when the snapshot is behind their figures.
+    calls_unpublished: Arc<AtomicBool>,
 }
 
 impl Reconciler {
@@ -77,6 +80,7 @@ impl Reconciler {
         publish: watch::Sender<Arc<EngineSnapshot>>,
         events: broadcast::Sender<EngineEvent>,
         callers: Callers,
+        calls_unpublished: Arc<AtomicBool>,
     ) -> (Self, mpsc::Receiver<Report>) {
         let (reports_tx, reports) = mpsc::channel(256);
         let reconciler = Self {
@@ -98,6 +102,7 @@ impl Reconciler {
             desired: Arc::default(),
             catalog: None,
             gauged: HashMap::new(),
+            calls_unpublished,
         };
         (reconciler, reports)
     }
@@ -134,6 +139,8 @@ impl Reconciler {
                 },
                 () = publish_calls => {
                     calls_due = None;
+                    // Cleared before the figures are read: a call after this wakes us again.
+                    self.calls_unpublished.store(false, Ordering::Release);
                     self.publish();
                 }
                 _ = clocks.tick() => {
