@@ -316,7 +316,11 @@ impl Reconciler {
         let mut tools_changed = false;
         // The side effects here (sessions, tool lists); the state machine in `health::next`.
         let observed = match report.update {
-            Update::Connecting => Observed::Connecting,
+            Update::Observed(failed @ Observed::Failed { .. }) => {
+                tools_changed = self.evict(&report.id);
+                failed
+            }
+            Update::Observed(observed) => observed,
             Update::Up {
                 tools,
                 latency,
@@ -334,25 +338,10 @@ impl Reconciler {
                     protocol_version,
                 }
             }
-            Update::Quality(verdict) => Observed::Quality(verdict),
             Update::Tools(tools) => {
                 let count = tools.len();
                 tools_changed = self.set_tools(&report.id, tools);
                 Observed::Tools(count)
-            }
-            Update::Failed {
-                state,
-                reason,
-                attempt,
-                retry_in,
-            } => {
-                tools_changed = self.evict(&report.id);
-                Observed::Failed {
-                    state,
-                    reason,
-                    attempt,
-                    retry_in,
-                }
             }
         };
         let mut status = health::next(&before, observed);

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::EngineOptions;
 use crate::backoff::full_jitter;
 use crate::connector::ConnectorSpec;
-use crate::health::Health;
+use crate::health::{Health, Observed};
 use crate::metrics::Metrics;
 use crate::session::{Caller, Session, SessionError};
 
@@ -25,8 +25,10 @@ pub(super) struct Report {
     pub(super) update: Update,
 }
 
+/// What a supervisor saw: a fact for [`health::next`](crate::health::next) alone, or one that
+/// also hands over a session's caller or tool list.
 pub(super) enum Update {
-    Connecting,
+    Observed(Observed),
     Up {
         tools: Vec<Tool>,
         latency: Duration,
@@ -34,14 +36,6 @@ pub(super) enum Update {
         caller: Caller,
     },
     Tools(Vec<Tool>),
-    /// The verdict on recent calls: `Some(reason)` to degrade, `None` when they are fine.
-    Quality(Option<String>),
-    Failed {
-        state: Health,
-        reason: String,
-        attempt: u32,
-        retry_in: Option<Duration>,
-    },
 }
 
 /// Keeps one connector connected until told to stop.
@@ -97,7 +91,7 @@ impl Supervisor {
         // How the server was reached last time: reconnects skip detecting it again.
         let mut known = None;
         loop {
-            self.report(Update::Connecting).await;
+            self.report(Update::Observed(Observed::Connecting)).await;
             let opened = {
                 let _permit = tokio::select! {
                     _ = self.stop.cancelled() => return,
@@ -126,12 +120,12 @@ impl Supervisor {
                         // A session that worked and broke is retried at once (the server may
                         // just have restarted); backoff starts if that fails too.
                         Ended::Failed(state, reason) => {
-                            self.report(Update::Failed {
+                            self.report(Update::Observed(Observed::Failed {
                                 state,
                                 reason,
                                 attempt,
                                 retry_in: None,
-                            })
+                            }))
                             .await;
                         }
                     }
@@ -141,12 +135,12 @@ impl Supervisor {
                     let options = &self.options;
                     // The first failed attempt waits up to `backoff_base`.
                     let delay = full_jitter(options.backoff_base, options.backoff_cap, attempt - 1);
-                    self.report(Update::Failed {
+                    self.report(Update::Observed(Observed::Failed {
                         state: Health::after_failure(&error),
                         reason: error.to_string(),
                         attempt,
                         retry_in: Some(delay),
-                    })
+                    }))
                     .await;
                     tokio::select! {
                         _ = self.stop.cancelled() => return,
@@ -196,7 +190,8 @@ impl Supervisor {
                             format!("probe failed: {e}"),
                         );
                     }
-                    self.report(Update::Quality(self.verdict())).await;
+                    self.report(Update::Observed(Observed::Quality(self.verdict())))
+                        .await;
                 }
                 Wake::Recheck => {
                     if let Err(e) = session.probe(self.spec.connect_timeout).await {
@@ -209,7 +204,8 @@ impl Supervisor {
                         Ok(tools) => self.report(Update::Tools(tools.to_vec())).await,
                         Err(e) => return Ended::Failed(Health::after_failure(&e), e.to_string()),
                     }
-                    self.report(Update::Quality(self.verdict())).await;
+                    self.report(Update::Observed(Observed::Quality(self.verdict())))
+                        .await;
                 }
             }
         }
