@@ -1,6 +1,6 @@
 //! The CLI's end of the control socket: one call at a time to the daemon for a config dir.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -12,7 +12,6 @@ use crate::wire::{Request, WireError};
 pub struct ControlClient {
     lines: tokio_util::codec::Framed<tokio::net::UnixStream, tokio_util::codec::LinesCodec>,
     next_id: u64,
-    path: PathBuf,
 }
 
 #[cfg(unix)]
@@ -25,7 +24,6 @@ impl ControlClient {
             Ok(stream) => Ok(Some(Self {
                 lines: tokio_util::codec::Framed::new(stream, crate::wire::codec()),
                 next_id: 1,
-                path,
             })),
             Err(e)
                 if matches!(
@@ -37,10 +35,6 @@ impl ControlClient {
             }
             Err(e) => Err(crate::durable::IoAt::new(&path, e).into()),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Asks the daemon and waits for its answer.

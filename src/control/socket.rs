@@ -179,10 +179,6 @@ pub struct ControlSocket {
 
 #[cfg(unix)]
 impl Claimed {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Answers every client that connects from `daemon`, until closed.
     pub fn serve(self, daemon: Arc<super::SharedDaemon>) -> ControlSocket {
         let stop = tokio_util::sync::CancellationToken::new();
@@ -272,17 +268,23 @@ mod serve {
                 }
                 line = from_client.next() => match line {
                     None => break,
-                    Some(Ok(line)) if subscription(&line).is_some() => {
-                        events = Some(daemon.events());
-                        let id = subscription(&line).unwrap_or_default();
-                        let _ = answers.send(Down::Answer { id, result: Ok(serde_json::Value::Null) });
-                    }
-                    Some(Ok(line)) => {
-                        let (daemon, answers) = (daemon.clone(), answers.clone());
-                        calls.spawn(async move {
-                            let _ = answers.send(answer_line(&daemon, &line).await);
-                        });
-                    }
+                    // Parsed once: a subscription changes this connection, a call is answered.
+                    Some(Ok(line)) => match serde_json::from_str::<Call>(&line) {
+                        Err(e) => {
+                            let error = WireError::new("bad_request", format!("not a call: {e}"));
+                            let _ = answers.send(Down::Answer { id: 0, result: Err(error) });
+                        }
+                        Ok(call) if call.command == wire::SUBSCRIBE => {
+                            events = Some(daemon.events());
+                            let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
+                        }
+                        Ok(call) => {
+                            let (daemon, answers) = (daemon.clone(), answers.clone());
+                            calls.spawn(async move {
+                                let _ = answers.send(answer(&daemon, call).await);
+                            });
+                        }
+                    },
                     Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
                         let refused = WireError::new(
                             "too_long",
@@ -308,14 +310,6 @@ mod serve {
         calls.shutdown().await;
     }
 
-    /// The id of a `subscribe` call, if `line` is one.
-    fn subscription(line: &str) -> Option<u64> {
-        serde_json::from_str::<Call>(line)
-            .ok()
-            .filter(|call| call.command == wire::SUBSCRIBE)
-            .map(|call| call.id)
-    }
-
     /// The next event for a subscribed client; never, for one that has not subscribed. One
     /// that fell behind skips what it missed (each overview is whole).
     async fn next_event(events: &mut Option<broadcast::Receiver<Down>>) -> Down {
@@ -331,17 +325,7 @@ mod serve {
         }
     }
 
-    async fn answer_line(daemon: &SharedDaemon, line: &str) -> Down {
-        let call: Call = match serde_json::from_str(line) {
-            Ok(call) => call,
-            Err(e) => {
-                let error = WireError::new("bad_request", format!("not a call: {e}"));
-                return Down::Answer {
-                    id: 0,
-                    result: Err(error),
-                };
-            }
-        };
+    async fn answer(daemon: &SharedDaemon, call: Call) -> Down {
         let result = match Request::parse(&call.command, call.args) {
             Ok(request) => daemon.answer(request).await,
             Err(error) => Err(error),
