@@ -72,10 +72,7 @@ pub async fn spawn(
     stop: CancellationToken,
 ) -> Result<FeedHandle, ManifestSourceError> {
     let source = wanted_source(&registry.snapshot(), &options);
-    let loader = source
-        .as_deref()
-        .map(|source| manifest_loader(&options.config_dir, source, &options.http))
-        .transpose()?;
+    let loader = loader_for(source.as_deref(), &options)?;
     let (specs_tx, specs) = watch::channel(Vec::new());
     let (view_tx, views) = watch::channel(None);
     let mut feed = Feed {
@@ -102,6 +99,16 @@ fn wanted_source(registry: &RegistrySnapshot, options: &FeedOptions) -> Option<S
         .manifest
         .clone()
         .or_else(|| options.default_manifest.clone())
+}
+
+/// The loader for `source`, or none without a manifest.
+fn loader_for(
+    source: Option<&str>,
+    options: &FeedOptions,
+) -> Result<Option<ManifestLoader>, ManifestSourceError> {
+    source
+        .map(|source| manifest_loader(&options.config_dir, source, &options.http))
+        .transpose()
 }
 
 /// A loader for `source` that keeps its last good manifest in the config dir, verifying
@@ -173,11 +180,7 @@ impl Feed {
         if wanted == self.source {
             return false;
         }
-        let loader = wanted
-            .as_deref()
-            .map(|source| manifest_loader(&self.options.config_dir, source, &self.options.http))
-            .transpose();
-        match loader {
+        match loader_for(wanted.as_deref(), &self.options) {
             Ok(loader) => {
                 tracing::info!(manifest = ?wanted, "following another manifest");
                 self.source = wanted;

@@ -336,14 +336,12 @@ pub async fn status(dir: &Path, json: bool) -> Result<()> {
     }
     let overview: Overview = serde_json::from_value(overview)?;
     outln!("{}", overview.summary);
-    if let Some(manifest) = &overview.manifest {
-        match &manifest.stale {
-            Some(reason) => outln!(
-                "manifest: stale, {} connectors in use ({reason})",
-                manifest.connectors
-            ),
-            None => outln!("manifest: current, {} connectors", manifest.connectors),
-        }
+    if let Some(manifest) = overview.manifest {
+        let view = ManifestView {
+            connectors: manifest.connectors,
+            stale: manifest.stale,
+        };
+        print_manifest(&view, false)?;
     }
     if let Some(error) = &overview.registry_error {
         outln!("registry: {error} (edits are kept; the file is not rewritten until it parses)");
