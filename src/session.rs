@@ -239,8 +239,8 @@ impl Session {
                     Ok(Some(ServerNotification::ToolListChangedNotification(_))) => return Ok(()),
                     Ok(Some(_)) => continue,
                     Ok(None) => {
-                        return Err(SessionError::Transport(
-                            "the server ended its change subscription".into(),
+                        return Err(SessionError::transport(
+                            "the server ended its change subscription",
                         ));
                     }
                     Err(e) => return Err(SessionError::from_service(e)),
@@ -387,7 +387,7 @@ async fn call_tool(
                 Err(error) => return Err(SessionError::from_service(error)),
             }
         }
-        Err(SessionError::Transport(format!(
+        Err(SessionError::transport(format!(
             "{tool} still wanted more input after {MAX_ROUNDS} rounds"
         )))
     };
@@ -416,7 +416,7 @@ fn input_responses(
                 ));
             }
         };
-        let answer = answer.map_err(|e| SessionError::Transport(e.to_string()))?;
+        let answer = answer.map_err(|e| SessionError::transport(e.to_string()))?;
         responses.insert(key, answer);
     }
     Ok(responses)

@@ -1,5 +1,6 @@
 //! Why a session could not be opened or a request failed, and the cause worth showing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ServiceError;
@@ -14,11 +15,19 @@ pub enum SessionError {
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
     /// No connection could be made (refused, no route, DNS): says nothing of the protocol.
-    #[error("{0}")]
-    Unreachable(String),
+    #[error("{message}")]
+    Unreachable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The connection failed or closed.
-    #[error("{0}")]
-    Transport(String),
+    #[error("{message}")]
+    Transport {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The server answered with a JSON-RPC error.
     #[error("server error {code}: {message}")]
     Server { code: i32, message: String },
@@ -26,14 +35,55 @@ pub enum SessionError {
     Unsupported(String),
 }
 
+/// The error a [`SessionError`] came from, whole, for whoever walks `source()` (a debug log):
+/// the message says only its innermost part. Errors compare by what they say.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
 impl SessionError {
+    /// A transport failure that Switchboard itself noticed: there is no cause beneath it.
+    pub(crate) fn transport(message: impl Into<String>) -> Self {
+        Self::Transport {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// The same error, keeping `cause` beneath it where it has room for one.
+    fn caused_by(self, cause: BoxedError) -> Self {
+        let cause = Some(Cause(Arc::from(cause)));
+        match self {
+            Self::Transport { message, .. } => Self::Transport { message, cause },
+            Self::Unreachable { message, .. } => Self::Unreachable { message, cause },
+            other => other,
+        }
+    }
+
     /// A short label for metrics and the UI (`error.type` in the OpenTelemetry conventions).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unauthorized(_) => "unauthorized",
             Self::Timeout(_) => "timeout",
-            Self::Unreachable(_) => "unreachable",
-            Self::Transport(_) => "transport",
+            Self::Unreachable { .. } => "unreachable",
+            Self::Transport { .. } => "transport",
             Self::Server { .. } => "server_error",
             Self::Unsupported(_) => "unsupported",
         }
@@ -45,10 +95,13 @@ impl SessionError {
             return self;
         };
         match self {
-            Self::Transport(message) | Self::Unreachable(message) => {
-                Self::Transport(format!("{message}; stderr: {last}"))
+            Self::Transport { message, cause } | Self::Unreachable { message, cause } => {
+                Self::Transport {
+                    message: format!("{message}; stderr: {last}"),
+                    cause,
+                }
             }
-            Self::Timeout(after) => Self::Transport(format!(
+            Self::Timeout(after) => Self::transport(format!(
                 "no answer within {} ms; stderr: {last}",
                 after.as_millis()
             )),
@@ -66,12 +119,16 @@ impl SessionError {
                 message: e.message.to_string(),
             },
             ServiceError::Timeout { timeout } => Self::Timeout(timeout),
-            other => Self::from_cause(&other, None),
+            ServiceError::TransportSend(under) => {
+                let error = ServiceError::TransportSend(exposed(under));
+                Self::from_cause(&error, None).caused_by(Box::new(error))
+            }
+            other => Self::from_cause(&other, None).caused_by(Box::new(other)),
         }
     }
 
     pub(super) fn from_init(error: rmcp::service::ClientInitializeError) -> Self {
-        Self::from_init_ref(&error)
+        Self::from_init_ref(&error).caused_by(init_chain(error))
     }
 
     pub(super) fn from_init_ref(error: &rmcp::service::ClientInitializeError) -> Self {
@@ -93,6 +150,59 @@ impl SessionError {
             other => Self::from_cause(other, None),
         }
     }
+}
+
+type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// One error over another, for the links rmcp's types leave out of `source()`.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+struct Over {
+    text: String,
+    #[source]
+    under: BoxedError,
+}
+
+/// A failed initialization with every cause beneath it reachable through `source()`.
+fn init_chain(error: rmcp::service::ClientInitializeError) -> BoxedError {
+    use rmcp::service::ClientInitializeError;
+    let text = error.to_string();
+    match error {
+        ClientInitializeError::TransportError { error, .. } => Box::new(Over {
+            text,
+            under: Box::new(exposed(error)),
+        }),
+        ClientInitializeError::LegacyFallbackFailed { fallback, .. } => Box::new(Over {
+            text,
+            under: init_chain(*fallback),
+        }),
+        other => Box::new(other),
+    }
+}
+
+/// The transport error with the HTTP client's error beneath it: rmcp's
+/// `StreamableHttpError::Client` does not name it as its source.
+fn exposed(
+    mut error: rmcp::transport::DynamicTransportError,
+) -> rmcp::transport::DynamicTransportError {
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    error.error = match error
+        .error
+        .downcast::<StreamableHttpError<reqwest::Error>>()
+    {
+        Ok(http) => {
+            let text = http.to_string();
+            match *http {
+                StreamableHttpError::Client(client) => Box::new(Over {
+                    text,
+                    under: Box::new(client),
+                }),
+                other => Box::new(other),
+            }
+        }
+        Err(other) => other,
+    };
+    error
 }
 
 /// The innermost cause ("Connection refused (os error 111)"): what a person can act on, as the
@@ -129,9 +239,12 @@ impl SessionError {
             None => text,
         };
         if unreachable {
-            Self::Unreachable(text)
+            Self::Unreachable {
+                message: text,
+                cause: None,
+            }
         } else {
-            Self::Transport(text)
+            Self::transport(text)
         }
     }
 }

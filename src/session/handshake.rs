@@ -30,7 +30,7 @@ pub(super) async fn connect(
             Err(error)
                 if !matches!(
                     error,
-                    SessionError::Unreachable(_)
+                    SessionError::Unreachable { .. }
                         | SessionError::Timeout(_)
                         | SessionError::Unauthorized(_)
                 ) =>
@@ -117,7 +117,7 @@ async fn detect(
                         .await
                         .map(|service| (service, Handshake::LegacySse))
                         .map_err(|sse| {
-                            SessionError::Transport(format!(
+                            SessionError::transport(format!(
                                 "neither transport works: streamable HTTP: {}; HTTP+SSE: {sse}",
                                 SessionError::from_init(error)
                             ))
@@ -179,7 +179,7 @@ async fn serve_legacy_sse(
             {
                 SessionError::Unauthorized(format!("HTTP {status}"))
             }
-            other => SessionError::Transport(other.to_string()),
+            other => SessionError::transport(other.to_string()),
         })?;
     events
         .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)

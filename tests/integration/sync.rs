@@ -493,3 +493,41 @@ async fn a_redirect_to_another_origin_is_not_followed_so_no_header_goes_there() 
         "nothing, and so no X-Api-Key, went to the other origin"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_says_why_and_keeps_the_whole_cause() {
+    // A port that was just free: nothing listens on it now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut spec = spec(
+        "gone",
+        &Fixture::start(Knobs::default()).await.unwrap(),
+        DEADLINE,
+    );
+    spec.endpoint = Endpoint::Http {
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        kind: None,
+        headers: IndexMap::new(),
+    };
+    let error = match Session::open(&spec, &http_client().unwrap()).await {
+        Err(error) => error,
+        Ok(_) => panic!("nothing listens on port {port}"),
+    };
+    assert_eq!(error.kind(), "unreachable", "{error}");
+    assert!(error.to_string().contains("refused"), "{error}");
+    // The message is the innermost cause; the chain beneath it still reaches the OS error.
+    let mut chain = Vec::new();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        chain.push(inner.to_string());
+        cause = inner.source();
+    }
+    assert!(chain.len() >= 2, "{chain:#?}");
+    assert!(
+        chain.last().is_some_and(|last| last.contains("refused")),
+        "{chain:#?}"
+    );
+}
