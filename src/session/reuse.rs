@@ -3,9 +3,11 @@
 //! `rmcp` hands a response from an SSE stream to its caller first and drains the rest of the
 //! stream afterwards. A caller that sends its next request at once then finds the connection
 //! still busy, and the pool opens a new one: with servers that answer in SSE (the TypeScript SDK's
-//! default) a session ends up holding two connections and churning more under load. This client
-//! reverses the order: an SSE response event is passed on only after the stream has ended
-//! (bounded by the same 50 ms rmcp allows), so the connection is back in the pool first.
+//! default) a session ends up holding two connections and churning more under load. So this
+//! client keeps count of the streams whose answer has been handed on but which have not ended,
+//! and a new request waits for them (at most the 50 ms rmcp itself allows a drain): the
+//! connection is back in the pool first. The answer itself is never held back, so a call pays
+//! nothing for this unless the next one follows it within a stream's last few bytes.
 //!
 //! It also tells when the server's standalone stream is open ([`Listening`]).
 
@@ -26,15 +28,92 @@ use sse_stream::Sse;
 
 /// How long to wait for a stream to end after its response; what rmcp itself waits.
 const DRAIN_LIMIT: Duration = Duration::from_millis(50);
+/// Turns given to other tasks after a stream ends, before the next request goes.
+const POOL_RETURN_YIELDS: usize = 2;
 
 type SseStream = BoxStream<'static, Result<Sse, SseError>>;
 type PostResult = Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>>;
 
-/// The shared `reqwest::Client`, delivering SSE responses only once their stream has ended.
+/// The shared `reqwest::Client`, sending a request only once earlier answers' streams ended.
 #[derive(Clone)]
 pub struct ReusingClient {
-    pub http: reqwest::Client,
-    pub listening: Arc<Listening>,
+    http: reqwest::Client,
+    listening: Arc<Listening>,
+    draining: Arc<Draining>,
+}
+
+impl ReusingClient {
+    pub fn new(http: reqwest::Client, listening: Arc<Listening>) -> Self {
+        Self {
+            http,
+            listening,
+            draining: Arc::default(),
+        }
+    }
+
+    /// What every POST does before and after sending.
+    async fn post(&self, send: impl Future<Output = PostResult>) -> PostResult {
+        self.draining.ended(DRAIN_LIMIT).await;
+        let response = send.await;
+        self.listening.saw(&response);
+        response.map(|response| match response {
+            StreamableHttpPostResponse::Sse(stream, session) => {
+                StreamableHttpPostResponse::Sse(self.draining.track(stream), session)
+            }
+            other => other,
+        })
+    }
+}
+
+/// How many SSE responses have handed on their answer but not yet ended.
+#[derive(Default)]
+struct Draining {
+    open: tokio::sync::watch::Sender<usize>,
+}
+
+/// One stream past its answer; counted until it is dropped (ended, or abandoned by rmcp).
+struct PastAnswer(Arc<Draining>);
+
+impl Drop for PastAnswer {
+    fn drop(&mut self) {
+        self.0.open.send_modify(|open| *open -= 1);
+    }
+}
+
+impl Draining {
+    /// Returns once no stream is past its answer, or after `limit`.
+    async fn ended(&self, limit: Duration) {
+        if *self.open.borrow() == 0 {
+            return;
+        }
+        let mut open = self.open.subscribe();
+        let _ = tokio::time::timeout(limit, open.wait_for(|open| *open == 0)).await;
+        // hyper puts a connection back in the pool from a task of its own, woken by the same
+        // end of stream that woke this one: let it run first.
+        for _ in 0..POOL_RETURN_YIELDS {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Passes `stream` through, counting it from its JSON-RPC response to its end.
+    fn track(self: &Arc<Self>, stream: SseStream) -> SseStream {
+        let draining = self.clone();
+        futures::stream::unfold((stream, None), move |(mut stream, past)| {
+            let draining = draining.clone();
+            async move {
+                let item = stream.next().await?; // the end: `past` is dropped with the state
+                let past = match past {
+                    None if item.as_ref().is_ok_and(is_response) => {
+                        draining.open.send_modify(|open| *open += 1);
+                        Some(PastAnswer(draining))
+                    }
+                    past => past,
+                };
+                Some((item, (stream, past)))
+            }
+        })
+        .boxed()
+    }
 }
 
 /// Whether the standalone stream of an initialize-era session is open. rmcp opens it (a GET)
@@ -88,12 +167,11 @@ impl StreamableHttpClient for ReusingClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> PostResult {
-        let response = self
-            .http
-            .post_message(uri, message, session_id, auth_header, custom_headers)
-            .await;
-        self.listening.saw(&response);
-        response.map(drain_before_response)
+        self.post(
+            self.http
+                .post_message(uri, message, session_id, auth_header, custom_headers),
+        )
+        .await
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -105,19 +183,15 @@ impl StreamableHttpClient for ReusingClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> PostResult {
-        let response = self
-            .http
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await;
-        self.listening.saw(&response);
-        response.map(drain_before_response)
+        self.post(self.http.post_message_with_max_sse_event_size(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            max_sse_event_size,
+        ))
+        .await
     }
 
     async fn post_message_with_response_limits(
@@ -129,19 +203,15 @@ impl StreamableHttpClient for ReusingClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> PostResult {
-        let response = self
-            .http
-            .post_message_with_response_limits(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                limits,
-            )
-            .await;
-        self.listening.saw(&response);
-        response.map(drain_before_response)
+        self.post(self.http.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            limits,
+        ))
+        .await
     }
 
     async fn delete_session(
@@ -203,32 +273,6 @@ impl StreamableHttpClient for ReusingClient {
     }
 }
 
-fn drain_before_response(response: StreamableHttpPostResponse) -> StreamableHttpPostResponse {
-    match response {
-        StreamableHttpPostResponse::Sse(stream, session) => {
-            StreamableHttpPostResponse::Sse(hold_response_until_end(stream), session)
-        }
-        other => other,
-    }
-}
-
-/// Passes events through; a JSON-RPC response is passed on only after the stream ends.
-fn hold_response_until_end(stream: SseStream) -> SseStream {
-    futures::stream::unfold(Some(stream), |state| async move {
-        let mut stream = state?;
-        let item = stream.next().await?;
-        if item.as_ref().is_ok_and(is_response) {
-            let _ = tokio::time::timeout(DRAIN_LIMIT, async {
-                while stream.next().await.is_some() {}
-            })
-            .await;
-            return Some((item, None));
-        }
-        Some((item, Some(stream)))
-    })
-    .boxed()
-}
-
 /// A JSON-RPC response or error (an `id` with `result` or `error`, and no `method`).
 fn is_response(event: &Sse) -> bool {
     #[derive(serde::Deserialize)]
@@ -261,28 +305,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_response_waits_for_the_end_of_its_stream() {
+    async fn the_answer_passes_at_once_and_the_next_request_waits_for_its_stream_to_end() {
+        let draining = Arc::new(Draining::default());
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        let mut held = hold_response_until_end(rx.boxed());
+        let mut stream = draining.track(rx.boxed());
         tx.unbounded_send(event(
             r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
         ))
         .unwrap();
+        let progress = stream.next().await.unwrap().unwrap();
+        assert!(progress.data.unwrap().contains("progress"));
+        assert_eq!(
+            *draining.open.borrow(),
+            0,
+            "a notification is not an answer"
+        );
         tx.unbounded_send(event(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#))
             .unwrap();
-        let first = held.next().await.unwrap().unwrap();
+        let answer = stream.next().await.unwrap().unwrap();
+        assert!(answer.data.unwrap().contains("result"), "not held back");
+        let mut next_request = std::pin::pin!(draining.ended(Duration::from_secs(60)));
         assert!(
-            first.data.unwrap().contains("progress"),
-            "notifications pass straight through"
-        );
-        let mut response = std::pin::pin!(held.next());
-        assert!(
-            futures::poll!(&mut response).is_pending(),
-            "the response is held while the stream is open"
+            futures::poll!(&mut next_request).is_pending(),
+            "the next request waits while the answered stream is open"
         );
         drop(tx); // the server ends the stream
-        let response = response.await.unwrap().unwrap();
-        assert!(response.data.unwrap().contains("result"));
-        assert!(held.next().await.is_none());
+        assert!(stream.next().await.is_none());
+        tokio::time::timeout(Duration::from_secs(5), next_request)
+            .await
+            .expect("the stream's end lets the next request go");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_stream_stops_holding_requests() {
+        let draining = Arc::new(Draining::default());
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let mut stream = draining.track(rx.boxed());
+        tx.unbounded_send(event(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#))
+            .unwrap();
+        stream.next().await.unwrap().unwrap();
+        assert_eq!(*draining.open.borrow(), 1);
+        drop(stream); // rmcp gave up draining it
+        assert_eq!(*draining.open.borrow(), 0);
     }
 }
