@@ -9,7 +9,8 @@
 //! overhead is then measured paired, with the servers answering at once: the same call through
 //! the engine and through a bare client to the same server, one right after the other (which
 //! goes first alternates), and the percentiles are those of the per-pair differences; once with
-//! one call in flight, once with 16 pairs running at a time. Last, whole `switchboard call`
+//! one call in flight, once with 16 pairs running at a time. Beside each pair a second bare call
+//! gives the A/A control (bare minus bare): the machine's own noise between identical calls. Last, whole `switchboard call`
 //! processes against a daemon run in this process (the CLI as a client of the daemon, process
 //! start included), each paired with a direct call to the same server. Prints a table, then one
 //! JSON line.
@@ -166,7 +167,7 @@ async fn main() {
             format!("{per_connector:.2}"),
         ),
         (
-            format!("new connections during {CALLS} + {} calls", 4 * PAIRS),
+            format!("new connections during {CALLS} + {} calls", 6 * PAIRS),
             (slow.new_connections + new_during_pairs).to_string(),
         ),
     ];
@@ -195,6 +196,11 @@ async fn main() {
                 overhead.percentile(p)
             );
         }
+        println!(
+            "{:<44} {:>12.0}",
+            format!("  bare minus bare p99, {in_flight} in flight (µs)"),
+            overhead.noise(0.99)
+        );
         println!(
             "{:<44} {:>12.0}",
             format!("  bare call p50 alongside, {in_flight} in flight (µs)"),
@@ -229,6 +235,7 @@ async fn main() {
         "engine_overhead_16_in_flight_p50_us": sixteen.percentile(0.5).round(),
         "engine_overhead_16_in_flight_p99_us": sixteen.percentile(0.99).round(),
         "bare_call_p50_us": one.bare_p50_us.round(),
+        "bare_minus_bare_p99_us": one.noise(0.99).round(),
         "cli_call_p50_ms": round3(cli.process_ms(0.5)),
         "cli_call_p99_ms": round3(cli.process_ms(0.99)),
         "cli_call_added_p50_ms": round3(cli.added_ms(0.5)),
@@ -328,19 +335,27 @@ async fn settle(
 
 /// Per-pair differences (engine call minus bare call to the same server), in µs, sorted.
 struct Overhead {
+    /// Engine call minus bare call, per pair, sorted.
     differences: Vec<f64>,
+    /// Bare call minus bare call, per pair, sorted: what the machine alone puts between two
+    /// identical calls (the floor under which an overhead cannot be told from noise).
+    noise: Vec<f64>,
     bare_p50_us: f64,
 }
 
 impl Overhead {
     fn percentile(&self, p: f64) -> f64 {
-        let rank = ((self.differences.len() as f64 - 1.0) * p).round() as usize;
-        self.differences[rank.min(self.differences.len() - 1)]
+        pick(&self.differences, p)
+    }
+
+    fn noise(&self, p: f64) -> f64 {
+        pick(&self.noise, p)
     }
 }
 
 /// `PAIRS` pairs, `in_flight` at a time, each on its own connector in turn: the same call
-/// through the engine and through the bare client, back to back, the order alternating.
+/// through the engine and through the bare client, back to back (which goes first alternates),
+/// and a second bare call on the engine call's other side (the A/A control).
 async fn paired_overhead(
     engine: &Engine,
     bare: &[RunningService<RoleClient, ClientConfig>],
@@ -348,7 +363,7 @@ async fn paired_overhead(
 ) -> Overhead {
     let pair = |i: usize| async move {
         let c = i % CONNECTORS;
-        let through_engine = async {
+        let through_engine = || async {
             let started = Instant::now();
             let result = engine
                 .call(&format!("c{c:02}.tool_001"), args(i))
@@ -357,7 +372,7 @@ async fn paired_overhead(
             assert_eq!(result.is_error, Some(false));
             started.elapsed()
         };
-        let direct = async {
+        let direct = || async {
             let mut params = CallToolRequestParams::new("tool_001");
             if let Some(a) = args(i) {
                 params = params.with_arguments(a);
@@ -366,30 +381,41 @@ async fn paired_overhead(
             bare[c].call_tool(params).await.expect("bare call");
             started.elapsed()
         };
-        let (engine_took, bare_took) = if i.is_multiple_of(2) {
-            let e = through_engine.await;
-            (e, direct.await)
+        // The engine call always sits between the two bare ones: two bare calls back to back
+        // would open a second connection (see `session/reuse.rs`) and blur the counts.
+        let (engine_took, bare_took, again_took) = if i.is_multiple_of(2) {
+            let a = direct().await;
+            let e = through_engine().await;
+            (e, direct().await, a)
         } else {
-            let b = direct.await;
-            (through_engine.await, b)
+            let b = direct().await;
+            let e = through_engine().await;
+            (e, b, direct().await)
         };
-        (micros(engine_took) - micros(bare_took), bare_took)
+        (
+            micros(engine_took) - micros(bare_took),
+            micros(again_took) - micros(bare_took),
+            bare_took,
+        )
     };
     // Warm-up: first calls pay for lazily built paths on both sides.
     for i in 0..CONNECTORS {
         pair(i).await;
     }
-    let results: Vec<(f64, Duration)> = futures::stream::iter(0..PAIRS)
+    let results: Vec<(f64, f64, Duration)> = futures::stream::iter(0..PAIRS)
         .map(pair)
         .buffer_unordered(in_flight)
         .collect()
         .await;
-    let mut differences: Vec<f64> = results.iter().map(|(d, _)| *d).collect();
-    differences.sort_by(f64::total_cmp);
-    let mut bare_took: Vec<Duration> = results.iter().map(|(_, b)| *b).collect();
+    let sorted = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values
+    };
+    let mut bare_took: Vec<Duration> = results.iter().map(|(_, _, b)| *b).collect();
     bare_took.sort();
     Overhead {
-        differences,
+        differences: sorted(results.iter().map(|(d, _, _)| *d).collect()),
+        noise: sorted(results.iter().map(|(_, n, _)| *n).collect()),
         bare_p50_us: micros(percentile(&bare_took, 0.5)),
     }
 }
