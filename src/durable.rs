@@ -1,6 +1,8 @@
 //! Crash-safe file writes: temp file in the same directory, `sync_all`, rename, fsync the directory.
 //!
-//! Every file Switchboard writes may hold a secret (headers, env), so every one is created 0600.
+//! Every file Switchboard writes may hold a secret (headers, env), so every one is created 0600,
+//! and none is opened through a symbolic link: a link planted in the config dir must not get the
+//! registry written through it to wherever it points.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -31,15 +33,30 @@ pub trait AtPath<T> {
 
 impl<T> AtPath<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T, IoAt> {
-        self.map_err(|source| IoAt::new(path, source))
+        self.map_err(|source| IoAt::new(path, plainly(source)))
     }
 }
 
-/// Options that create a file readable and writable by its owner only.
+/// The OS's words for a refused link ("Too many levels of symbolic links") say nothing useful.
+fn plainly(error: io::Error) -> io::Error {
+    #[cfg(unix)]
+    if error.raw_os_error() == Some(libc::ELOOP) {
+        return io::Error::other(
+            "is a symbolic link, and Switchboard does not write through links (replace it with \
+             the file itself)",
+        );
+    }
+    error
+}
+
+/// Options that create a file readable and writable by its owner only, never through a link.
 pub fn private_file_options() -> OpenOptions {
     let mut options = OpenOptions::new();
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
     options
 }
 
@@ -56,19 +73,28 @@ pub fn create_private_dir(dir: &Path) -> Result<(), IoAt> {
 }
 
 /// Replaces `target` with `bytes` so that a crash at any point leaves either the old or the new
-/// file, never a torn one. `temp` must be in the same directory (rename is atomic only there).
-pub fn replace_file(target: &Path, temp: &Path, bytes: &[u8]) -> Result<(), IoAt> {
-    let mut file = private_file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(temp)
-        .at(temp)?;
-    file.write_all(bytes).at(temp)?;
-    file.sync_all().at(temp)?;
-    drop(file);
-    fs::rename(temp, target).at(target)?;
-    sync_dir(target.parent().unwrap_or(Path::new(".")))
+/// file, never a torn one. The temp file beside it gets a random name and is created new (never
+/// an existing file or link); it is removed again on any failure. A link at `target` itself is
+/// replaced by the file, not written through.
+pub fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), IoAt> {
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let prefix = format!(
+        ".{}.",
+        target.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    let mut temp = builder.tempfile_in(dir).at(dir)?;
+    temp.write_all(bytes).at(temp.path())?;
+    temp.as_file().sync_all().at(temp.path())?;
+    temp.persist(target)
+        .map_err(|e| IoAt::new(target, plainly(e.error)))?;
+    sync_dir(dir)
 }
 
 /// Makes a rename or create in `dir` durable.
@@ -90,9 +116,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("f.json");
         fs::write(&target, b"old").unwrap();
-        replace_file(&target, &dir.path().join(".f.tmp"), b"new").unwrap();
+        replace_file(&target, b"new").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"new");
-        assert!(!dir.path().join(".f.tmp").exists(), "temp file left behind");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

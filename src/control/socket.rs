@@ -86,25 +86,14 @@ fn runtime_dir() -> Result<PathBuf, ControlError> {
     Err(ControlError::Unsupported)
 }
 
-/// This process's user id, read off `/proc/self` (or, where there is none, off a file this
-/// process creates), so no `unsafe` call is needed.
+/// This process's user id, read off `/proc/self` (or, where there is none, off a new unnamed
+/// temp file this process creates), so no `unsafe` call is needed.
 #[cfg(unix)]
 fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt as _;
-    if let Ok(meta) = std::fs::metadata("/proc/self") {
-        return meta.uid();
-    }
-    tempfile_uid().unwrap_or(u32::MAX)
-}
-
-#[cfg(unix)]
-fn tempfile_uid() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    let probe = std::env::temp_dir().join(format!(".switchboard-uid-{}", std::process::id()));
-    let file = std::fs::File::create(&probe).ok()?;
-    let uid = file.metadata().ok()?.uid();
-    let _ = std::fs::remove_file(&probe);
-    Some(uid)
+    std::fs::metadata("/proc/self")
+        .or_else(|_| tempfile::tempfile().and_then(|file| file.metadata()))
+        .map_or(u32::MAX, |meta| meta.uid())
 }
 
 /// The claim on the control socket: the lock is held (released when this is dropped, also when

@@ -369,10 +369,7 @@ impl ManifestLoader {
         };
         let written = serde_json::to_vec(&cache)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                durable::replace_file(path, &path.with_extension("json.tmp"), &bytes)
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(|bytes| durable::replace_file(path, &bytes).map_err(|e| e.to_string()));
         if let Err(e) = written {
             tracing::warn!(path = %path.display(), error = %e, "could not cache the manifest");
         }

@@ -32,7 +32,6 @@ pub struct RegistryPaths {
     pub servers: PathBuf,
     pub journal: PathBuf,
     pub lock: PathBuf,
-    temp: PathBuf,
 }
 
 impl RegistryPaths {
@@ -42,7 +41,6 @@ impl RegistryPaths {
             servers: dir.join("servers.json"),
             journal: dir.join("servers.journal"),
             lock: dir.join("servers.lock"),
-            temp: dir.join(".servers.json.tmp"),
         }
     }
 }
@@ -263,7 +261,7 @@ impl Store {
             Err(e) => unreachable!("the registry is plain data: {e}"),
         };
         bytes.push(b'\n');
-        durable::replace_file(&self.paths.servers, &self.paths.temp, &bytes)?;
+        durable::replace_file(&self.paths.servers, &bytes)?;
         // The new file holds every journaled edit (its journalSeq says so); a crash before this
         // truncation only leaves lines that replay will skip.
         self.journal

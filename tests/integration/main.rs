@@ -7,6 +7,7 @@
 mod cli;
 mod daemon;
 mod engine;
+mod hostile;
 mod interop;
 mod layout;
 mod manifest;
