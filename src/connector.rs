@@ -13,6 +13,9 @@ use crate::registry::model::{Launch, RemoteKind};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tool call deadline when a source gives none.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest connect or call timeout a registry entry or manifest may set: deadlines are
+/// added to clocks, and a value near `u64::MAX` would overflow them.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// Where a connector's definition came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -35,7 +35,11 @@ pub fn refresh_interval_from_env() -> Duration {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(DEFAULT_REFRESH_INTERVAL, Duration::from_millis)
+        .min(MAX_REFRESH_INTERVAL)
 }
+
+/// A manifest is looked at once a day at least, whatever the environment says.
+const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// A manifest source that cannot be followed (not a URL or path the loader takes).
 #[derive(Debug, Clone, thiserror::Error)]

@@ -250,7 +250,9 @@ impl Engine {
             .collect();
         let longest = enabled.iter().max().copied().unwrap_or_default();
         let rounds = enabled.len().div_ceil(self.concurrency.max(1)) as u32;
-        longest.saturating_mul(rounds.max(1)) + Duration::from_secs(1)
+        longest
+            .saturating_mul(rounds.max(1))
+            .saturating_add(Duration::from_secs(1))
     }
 
     /// Waits until the engine has taken in the latest desired set and no connector is

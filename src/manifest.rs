@@ -23,6 +23,8 @@ use crate::registry::model::RemoteKind;
 
 /// Largest manifest accepted, from a file or a URL.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// The longest freshness a manifest may claim (a year); `ttlSeconds` beyond it is read as this.
+pub const MAX_TTL_SECONDS: u64 = 365 * 24 * 3600;
 
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -77,7 +79,10 @@ pub struct Manifest {
 impl Manifest {
     /// When the manifest itself says it stops being fresh.
     pub fn expires_at(&self) -> SystemTime {
-        self.generated_at + self.ttl
+        // Unchecked, a far `generatedAt` plus the ttl could overflow: then it is stale now.
+        self.generated_at
+            .checked_add(self.ttl)
+            .unwrap_or(self.generated_at)
     }
 
     /// Parses and validates `text`; with a `key`, also requires a valid signature.
@@ -225,7 +230,8 @@ impl ServiceMapV1 {
         Ok(Manifest {
             id: self.id,
             generated_at,
-            ttl: Duration::from_secs(self.ttl_seconds),
+            // Any longer is as good as forever, and keeps `expires_at` far from overflowing.
+            ttl: Duration::from_secs(self.ttl_seconds.min(MAX_TTL_SECONDS)),
             connectors,
         })
     }
@@ -318,8 +324,11 @@ impl ConnectorV1 {
                        default: Duration,
                        problems: &mut Vec<String>| {
             match ms {
-                Some(0) => {
-                    problems.push(format!("timeouts.{field}: must be more than 0"));
+                Some(ms) if ms == 0 || ms > crate::connector::MAX_TIMEOUT_MS => {
+                    problems.push(format!(
+                        "timeouts.{field}: must be 1 to {} ms",
+                        crate::connector::MAX_TIMEOUT_MS
+                    ));
                     default
                 }
                 Some(ms) => Duration::from_millis(ms),

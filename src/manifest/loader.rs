@@ -393,7 +393,10 @@ fn read_file(path: &Path) -> Result<String, AttemptError> {
 fn fresh_until(manifest: &Manifest, max_age: Option<Duration>, now: SystemTime) -> SystemTime {
     let by_ttl = manifest.expires_at();
     match max_age {
-        Some(age) => by_ttl.min(now + age),
+        // `max-age` comes from the server: 2^64-1 must not overflow the clock.
+        Some(age) => now
+            .checked_add(age)
+            .map_or(by_ttl, |by_age| by_ttl.min(by_age)),
         None => by_ttl,
     }
 }

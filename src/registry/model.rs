@@ -330,8 +330,13 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
                 "tag {tag:?} is empty or has control characters"
             )));
         }
-        if f.timeouts.connect_ms == Some(0) || f.timeouts.call_ms == Some(0) {
-            return Err(entry("timeouts must be more than 0 ms".into()));
+        let max = crate::connector::MAX_TIMEOUT_MS;
+        if [f.timeouts.connect_ms, f.timeouts.call_ms]
+            .into_iter()
+            .flatten()
+            .any(|ms| ms == 0 || ms > max)
+        {
+            return Err(entry(format!("timeouts must be 1 to {max} ms")));
         }
         Ok(Self {
             launch,

@@ -69,19 +69,6 @@ fn socket_path(dir: &Path) -> PathBuf {
     switchboard::control::socket::socket_path(dir).unwrap()
 }
 
-async fn run(dir: &Path, args: &[&str]) -> std::process::Output {
-    let (dir, args): (PathBuf, Vec<String>) = (
-        dir.to_path_buf(),
-        args.iter().map(|a| a.to_string()).collect(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli(&dir, &args)
-    })
-    .await
-    .unwrap()
-}
-
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
@@ -112,14 +99,14 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     assert!(
-        run(&dir, &["registry", "add", "fx", "--url", &fixture.url()])
+        run_cli(&dir, &["registry", "add", "fx", "--url", &fixture.url()])
             .await
             .status
             .success()
     );
     let daemon = start_daemon(&dir, true).await;
     let healthy = || async {
-        let status = json(&run(&dir, &["status", "--json"]).await);
+        let status = json(&run_cli(&dir, &["status", "--json"]).await);
         status["connectors"][0]["state"] == "healthy"
     };
     let deadline = std::time::Instant::now() + DEADLINE;
@@ -138,7 +125,7 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
     assert_eq!(mode(path.parent().unwrap()), 0o700);
 
     let accepted = fixture.accepted_connections();
-    let call = run(
+    let call = run_cli(
         &dir,
         &[
             "call",
@@ -159,7 +146,7 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
         "the call went to the daemon: {}",
         stderr(&call)
     );
-    let tools = json(&run(&dir, &["tools", "--json"]).await);
+    let tools = json(&run_cli(&dir, &["tools", "--json"]).await);
     let names: Vec<&str> = tools
         .as_array()
         .unwrap()
@@ -172,7 +159,7 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
         accepted,
         "call and tools reuse the daemon's session: no new connection"
     );
-    let once = run(&dir, &["sync", "--once", "--json"]).await;
+    let once = run_cli(&dir, &["sync", "--once", "--json"]).await;
     assert!(
         !stderr(&once).contains("no daemon runs"),
         "{}",
@@ -191,7 +178,7 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
         fixture.accepted_connections() - accepted
     );
 
-    let status = json(&run(&dir, &["status", "--json"]).await);
+    let status = json(&run_cli(&dir, &["status", "--json"]).await);
     assert_eq!(status["connectors"][0]["calls"]["calls"], 1, "{status}");
     assert_eq!(status["overall"], "healthy", "{status}");
     let metrics = scrape(daemon.metrics.as_deref().unwrap());
@@ -205,7 +192,7 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
         .unwrap_or_else(|| panic!("the call is in the daemon's histogram:\n{metrics}"));
     assert!(count.ends_with(" 1"), "{count}");
 
-    let text = run(&dir, &["status"]).await;
+    let text = run_cli(&dir, &["status"]).await;
     assert!(
         stdout(&text).starts_with("1/1 healthy"),
         "{}",
@@ -220,7 +207,7 @@ async fn a_second_daemon_refuses_and_a_killed_ones_socket_is_replaced() {
     let dir = tmp.path().to_path_buf();
     let mut first = start_daemon(&dir, false).await;
 
-    let second = run(&dir, &["sync"]).await;
+    let second = run_cli(&dir, &["sync"]).await;
     assert!(!second.status.success(), "a second daemon must not start");
     let pid = first.child.id().to_string();
     assert!(
@@ -233,7 +220,7 @@ async fn a_second_daemon_refuses_and_a_killed_ones_socket_is_replaced() {
     first.child.wait().unwrap();
     let path = socket_path(&dir);
     assert!(path.exists(), "a killed daemon leaves its socket");
-    let status = run(&dir, &["status"]).await;
+    let status = run_cli(&dir, &["status"]).await;
     assert!(
         stderr(&status).contains("no daemon runs"),
         "a stale socket is no daemon: {}",
@@ -241,7 +228,7 @@ async fn a_second_daemon_refuses_and_a_killed_ones_socket_is_replaced() {
     );
 
     let third = start_daemon(&dir, false).await;
-    let status = run(&dir, &["status", "--json"]).await;
+    let status = run_cli(&dir, &["status", "--json"]).await;
     assert!(
         !stderr(&status).contains("no daemon runs"),
         "the next daemon took over the stale socket: {}",
@@ -255,8 +242,8 @@ async fn without_a_daemon_commands_say_they_run_an_engine_of_their_own() {
     let fixture = Fixture::start(Knobs::default()).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    run(&dir, &["registry", "add", "fx", "--url", &fixture.url()]).await;
-    let status = run(&dir, &["status", "--json"]).await;
+    run_cli(&dir, &["registry", "add", "fx", "--url", &fixture.url()]).await;
+    let status = run_cli(&dir, &["status", "--json"]).await;
     let overview = json(&status);
     assert_eq!(overview["connectors"][0]["state"], "healthy", "{overview}");
     let notes: Vec<&str> = std::str::from_utf8(&status.stderr)
@@ -323,7 +310,7 @@ async fn the_control_socket_answers_what_is_not_a_call_clearly_and_keeps_serving
     );
     assert!(refused.contains("too_long"), "{refused:.200}");
     assert!(closed, "the connection that sent it is closed");
-    let status = run(&dir, &["status", "--json"]).await;
+    let status = run_cli(&dir, &["status", "--json"]).await;
     assert!(
         status.status.success() && !stderr(&status).contains("no daemon runs"),
         "the daemon still serves: {}",

@@ -86,3 +86,53 @@ async fn a_linked_journal_is_refused_and_its_target_kept() {
         "one line worth keeping\n"
     );
 }
+
+/// Durations from outside are added to clocks: the largest a manifest or its server can write
+/// must not overflow one (it panicked, and `sync` exited 0 with its engine dead).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_claiming_forever_neither_panics_nor_stops_the_sync() {
+    use switchboard_fixture::service_map::{ManifestServer, service_map};
+    use switchboard_fixture::{Fixture, Knobs};
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let server =
+        ManifestServer::start(service_map(&[("wiki", fixture.url())], u64::MAX).to_string())
+            .await
+            .unwrap();
+    server.set_max_age(Some(u64::MAX));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_cli(
+        dir.path(),
+        &["sync", "--once", "--json", "--manifest", &server.url()],
+    )
+    .await;
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(reports[0]["state"], "healthy", "{reports}");
+
+    // A timeout that large is refused by name, in a manifest and in the registry alike.
+    let mut map = service_map(&[("wiki", fixture.url())], 300);
+    map["connectors"][0]["timeouts"]["connectMs"] = u64::MAX.into();
+    let refused = switchboard::manifest::Manifest::parse(&map.to_string(), None).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("timeouts.connectMs: must be 1 to"),
+        "{refused}"
+    );
+    fs::write(
+        servers_json(dir.path()),
+        format!(
+            r#"{{"mcpServers":{{"a":{{"url":"http://127.0.0.1:9/mcp","timeouts":{{"callMs":{}}}}}}}}}"#,
+            u64::MAX
+        ),
+    )
+    .unwrap();
+    let out = cli(dir.path(), &["registry", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("timeouts must be 1 to"),
+        "{}",
+        stderr(&out)
+    );
+}

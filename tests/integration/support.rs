@@ -92,6 +92,20 @@ pub fn cli(dir: &Path, args: &[&str]) -> Output {
         .expect("the switchboard binary runs")
 }
 
+/// [`cli`] off the async runtime, so servers in this test process keep answering meanwhile.
+pub async fn run_cli(dir: &Path, args: &[&str]) -> Output {
+    let (dir, args): (PathBuf, Vec<String>) = (
+        dir.to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&dir, &args)
+    })
+    .await
+    .unwrap()
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
