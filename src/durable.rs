@@ -1,11 +1,14 @@
-//! Crash-safe file writes: temp file in the same directory, `sync_all`, rename, fsync the directory.
+//! Files Switchboard reads and writes. Writes are crash-safe: temp file in the same directory,
+//! `sync_all`, rename, fsync the directory.
 //!
 //! Every file Switchboard writes may hold a secret (headers, env), so every one is created 0600,
 //! and none is opened through a symbolic link: a link planted in the config dir must not get the
-//! registry written through it to wherever it points.
+//! registry written through it to wherever it points. Every file it reads is read whole through
+//! one bounded reader that takes regular files only: a FIFO or a device where a file belongs
+//! would block it or never end.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// An I/O error and the path it happened on.
@@ -50,14 +53,97 @@ fn plainly(error: io::Error) -> io::Error {
 }
 
 /// Options that create a file readable and writable by its owner only, never through a link.
+/// Open them with [`open_regular`].
 pub fn private_file_options() -> OpenOptions {
     let mut options = OpenOptions::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        // O_NONBLOCK: opening a FIFO must not wait for its other end (no effect on files).
+        options
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     options
+}
+
+/// Opens `path` with `options`, refusing anything but a regular file.
+pub fn open_regular(options: &OpenOptions, path: &Path) -> Result<File, IoAt> {
+    let file = options.open(path).at(path)?;
+    let kind = file.metadata().at(path)?.file_type();
+    if kind.is_file() {
+        Ok(file)
+    } else {
+        Err(IoAt::new(
+            path,
+            io::Error::other(format!("is {}, not a regular file", what_it_is(kind))),
+        ))
+    }
+}
+
+fn what_it_is(kind: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// Why a file could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Io(#[from] IoAt),
+    #[error("{}: is {size} bytes or more, over the {limit}-byte limit", path.display())]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+}
+
+impl ReadError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Io(e) if e.source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads the regular file at `path` (links followed: a config file may live in a dotfiles
+/// repo), at most `limit` bytes of it, also if it grows while being read.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = open_regular(&options, path)?;
+    let too_large = |size| ReadError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit,
+    };
+    let size = file.metadata().at(path)?.len();
+    if size > limit {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).at(path)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Creates `dir` (and its parents) if missing; the leaf is made 0700 when created here.

@@ -7,7 +7,6 @@
 mod formats;
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -214,16 +213,12 @@ pub fn read_config(path: &Path, kind: Option<ClientKind>) -> Result<Found, Impor
         path: path.to_path_buf(),
         message,
     };
-    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| unreadable(e.to_string()))?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(unreadable(format!(
+    let bytes = crate::durable::read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+        crate::durable::ReadError::TooLarge { .. } => unreadable(format!(
             "over the {MAX_CONFIG_BYTES}-byte limit for a client config"
-        )));
-    }
+        )),
+        crate::durable::ReadError::Io(e) => unreadable(e.source.to_string()),
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
     formats::parse(&text, path, kind).map_err(unreadable)
 }

@@ -116,13 +116,14 @@ pub fn claim(config_dir: &Path) -> Result<Claimed, ControlError> {
 
     let path = socket_path(config_dir)?;
     let lock_path = path.with_extension("lock");
-    let mut lock = crate::durable::private_file_options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| IoAt::new(&lock_path, e))?;
+    let mut lock = crate::durable::open_regular(
+        crate::durable::private_file_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        &lock_path,
+    )?;
     match fs4::FileExt::try_lock(&lock) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {

@@ -17,9 +17,62 @@ type RawEntry = (String, Result<Map<String, Value>, String>);
 /// Largest client config read; real ones are a few kilobytes (Zed's settings a few dozen).
 pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Deepest nesting of arrays and objects read: serde_json's own limit. `json5` has none and
+/// recurses, so 30,000 `[` overflowed the stack.
+const MAX_DEPTH: usize = 128;
+
+/// Checks, before parsing, that arrays and objects in `text` nest at most `max` deep (strings
+/// and comments skipped, as JSON5 writes them).
+fn within_depth(text: &str, max: usize) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '"' | '\'' => {
+                while let Some(inner) = chars.next() {
+                    match inner {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '\n' => line += 1,
+                        _ if inner == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            // A line comment: skipped to its end (or the text's).
+            '/' if chars.peek() == Some(&'/') && chars.by_ref().any(|c| c == '\n') => line += 1,
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut star = false;
+                for inner in chars.by_ref() {
+                    match inner {
+                        '/' if star => break,
+                        '\n' => line += 1,
+                        _ => {}
+                    }
+                    star = inner == '*';
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(format!("line {line}: nested more than {max} levels deep"));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses `text` (JSON with comments and trailing commas, as VS Code and Zed write) from `path`.
 /// `kind` says which client wrote it; `None` guesses from the content.
 pub fn parse(text: &str, path: &Path, kind: Option<ClientKind>) -> Result<Found, String> {
+    within_depth(text, MAX_DEPTH)?;
     let root: Value = json5::from_str(text).map_err(|e| match e.position() {
         Some(p) => format!("line {} column {}: {e}", p.line + 1, p.column + 1),
         None => e.to_string(),

@@ -326,7 +326,8 @@ impl ManifestLoader {
         let Some(path) = &self.options.cache_path else {
             return;
         };
-        let Ok(bytes) = std::fs::read(path) else {
+        // The cache holds one manifest and its envelope: twice a manifest's limit is plenty.
+        let Ok(bytes) = durable::read_bounded(path, 2 * MAX_MANIFEST_BYTES as u64) else {
             return;
         };
         let cached = match serde_json::from_slice::<CacheFileV1>(&bytes) {
@@ -381,13 +382,13 @@ fn read_file(path: &Path) -> Result<String, AttemptError> {
         reason,
         retry: false,
     };
-    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
-    if meta.len() > MAX_MANIFEST_BYTES as u64 {
-        return Err(fail(format!(
-            "file is over the {MAX_MANIFEST_BYTES}-byte limit"
-        )));
-    }
-    std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))
+    let bytes = durable::read_bounded(path, MAX_MANIFEST_BYTES as u64).map_err(|e| match e {
+        durable::ReadError::TooLarge { limit, .. } => {
+            fail(format!("file is over the {limit}-byte limit"))
+        }
+        durable::ReadError::Io(e) => fail(e.source.to_string()),
+    })?;
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))
 }
 
 fn fresh_until(manifest: &Manifest, max_age: Option<Duration>, now: SystemTime) -> SystemTime {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use fs4::{FileExt, TryLockError};
 
 use super::RegistryError;
-use crate::durable::{AtPath, IoAt, private_file_options};
+use crate::durable::{IoAt, open_regular, private_file_options};
 
 /// An exclusive `fs4` lock on `servers.lock`, held by one Switchboard process (app or CLI) while
 /// it touches the registry files. Released when this value is dropped (closing the file releases
@@ -20,13 +20,14 @@ pub struct RegistryLock {
 impl RegistryLock {
     /// Waits for the lock, giving up after `timeout` with an error naming the file.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<Self, RegistryError> {
-        let file = private_file_options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .at(path)?;
+        let file = open_regular(
+            private_file_options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            path,
+        )?;
         let started = Instant::now();
         let mut pause = Duration::from_micros(100);
         loop {

@@ -80,30 +80,15 @@ fn stamp_of(path: &Path) -> Result<Option<FileStamp>, RegistryError> {
 
 /// Reads and validates `servers.json`; a missing file is an empty registry.
 pub fn read_servers_file(path: &Path) -> Result<ServersFileV1, RegistryError> {
-    let bytes = match read_bounded(path, MAX_FILE_BYTES) {
+    let bytes = match durable::read_bounded(path, MAX_FILE_BYTES) {
         Ok(bytes) => bytes,
-        Err(RegistryError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ServersFileV1::default());
+        Err(e) if e.is_not_found() => return Ok(ServersFileV1::default()),
+        Err(durable::ReadError::Io(e)) => return Err(e.into()),
+        Err(durable::ReadError::TooLarge { path, size, limit }) => {
+            return Err(RegistryError::TooLarge { path, size, limit });
         }
-        Err(e) => return Err(e),
     };
     serde_json::from_slice(&bytes).map_err(|e| RegistryError::parse(path.to_path_buf(), &e))
-}
-
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, RegistryError> {
-    let file = File::open(path).at(path)?;
-    let size = file.metadata().at(path)?.len();
-    if size > limit {
-        return Err(RegistryError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-            limit,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    // `take` guards against a file that grows between the size check and the read.
-    file.take(limit + 1).read_to_end(&mut bytes).at(path)?;
-    Ok(bytes)
 }
 
 /// What the registry holds, and how far into the files it has read.
@@ -130,12 +115,10 @@ impl Store {
         counters: Arc<StoreCounters>,
     ) -> Result<(Self, usize), RegistryError> {
         durable::create_private_dir(&paths.dir)?;
-        let journal = private_file_options()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&paths.journal)
-            .at(&paths.journal)?;
+        let journal = durable::open_regular(
+            private_file_options().read(true).append(true).create(true),
+            &paths.journal,
+        )?;
         let mut store = Self {
             paths,
             lock_timeout,

@@ -11,12 +11,9 @@ use super::SessionError;
 /// the PEM file `SWITCHBOARD_CA_FILE` names (a company CA, a local development CA).
 pub fn http_client() -> Result<reqwest::Client, HttpClientError> {
     let extra = match std::env::var_os("SWITCHBOARD_CA_FILE") {
-        Some(path) => std::fs::read(&path).map_err(|e| {
-            HttpClientError(format!(
-                "SWITCHBOARD_CA_FILE {}: {e}",
-                path.to_string_lossy()
-            ))
-        })?,
+        // A CA bundle of every public root is about 200 KB.
+        Some(path) => crate::durable::read_bounded(path.as_ref(), 4 * 1024 * 1024)
+            .map_err(|e| HttpClientError(format!("SWITCHBOARD_CA_FILE {e}")))?,
         None => Vec::new(),
     };
     http_client_trusting(&extra)

@@ -136,3 +136,104 @@ async fn a_manifest_claiming_forever_neither_panics_nor_stops_the_sync() {
         stderr(&out)
     );
 }
+
+/// Runs `cmd`, failing the test (and killing the process) if it has not exited by the deadline.
+fn output_within(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("{cmd:?} still runs after {DEADLINE:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+/// A FIFO where a file belongs hung the reader (or read past the limits); now it is refused
+/// by name, at once, wherever a file is read.
+#[test]
+fn fifos_given_as_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.json");
+    mkfifo(&fifo);
+    let fifo_arg = fifo.to_str().unwrap();
+    let config = dir.path().join("config");
+    for (args, file) in [
+        (
+            vec!["registry", "import", "--from", fifo_arg, "--dry-run"],
+            "pipe.json",
+        ),
+        (vec!["sync", "--once", "--manifest", fifo_arg], "pipe.json"),
+    ] {
+        let out = output_within(switchboard().arg("--config-dir").arg(&config).args(&args));
+        let said = stderr(&out) + &stdout(&out);
+        assert!(
+            said.contains(file) && said.contains("a FIFO, not a regular file"),
+            "{args:?}: {said}"
+        );
+    }
+    let servers = tempfile::tempdir().unwrap();
+    mkfifo(&servers_json(servers.path()));
+    let out = output_within(
+        switchboard()
+            .arg("--config-dir")
+            .arg(servers.path())
+            .args(["registry", "list"]),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("servers.json: is a FIFO, not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// An import file nested 30,000 levels deep overflowed the stack, also when found by itself in
+/// a project's `.vscode/mcp.json`.
+#[test]
+fn a_deeply_nested_client_config_is_refused_without_a_crash() {
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("project");
+    fs::create_dir_all(project.join(".vscode")).unwrap();
+    let deep = format!(
+        r#"{{"servers":{{"a":{{"command":"x","args":{}{}}}}}}}"#,
+        "[".repeat(30_000),
+        "]".repeat(30_000)
+    );
+    fs::write(project.join(".vscode/mcp.json"), deep).unwrap();
+    let out = output_within(
+        switchboard()
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join(".config"))
+            .current_dir(&project)
+            .arg("--config-dir")
+            .arg(home.path().join("switchboard"))
+            .args(["registry", "import", "--dry-run"]),
+    );
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal: {}",
+        stderr(&out)
+    );
+    let said = stderr(&out) + &stdout(&out);
+    assert!(
+        said.contains("mcp.json") && said.contains("nested more than 128 levels deep"),
+        "{said}"
+    );
+}
