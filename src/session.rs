@@ -9,6 +9,7 @@ mod error;
 mod handshake;
 mod http;
 mod legacy_sse;
+mod listing;
 mod reuse;
 mod stderr;
 
@@ -16,6 +17,7 @@ pub use elicitation::{Elicitation, with_defaults};
 pub use error::SessionError;
 pub(crate) use error::innermost_cause;
 pub use http::{HttpClientError, http_client, http_client_trusting};
+pub use listing::{MAX_PAGES, MAX_TOOLS};
 
 use handshake::connect;
 use stderr::StderrTail;
@@ -107,6 +109,8 @@ pub struct Session {
     /// How this server was reached; pass it to the next [`Session::open`] for it.
     pub handshake: Handshake,
     elicitation: Elicitation,
+    /// The connector's id, for what the session logs.
+    connector: String,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -186,10 +190,7 @@ impl Session {
                 .map(|info| info.protocol_version.to_string());
             // Subscribe before listing, so a change in between is not missed.
             let subscription = subscribe_to_changes(&service, protocol_version.as_deref()).await;
-            let tools = service
-                .list_all_tools()
-                .await
-                .map_err(SessionError::from_service)?;
+            let tools = listing::list_tools(service.peer(), &spec.id).await?;
             Ok::<_, SessionError>((service, protocol_version, subscription, tools, handshake))
         };
         let opened = tokio::time::timeout(spec.connect_timeout, opening)
@@ -222,6 +223,7 @@ impl Session {
             handshake,
             stderr,
             elicitation,
+            connector: spec.id.clone(),
         })
     }
 
@@ -262,10 +264,12 @@ impl Session {
 
     /// Lists every tool again (after a `list_changed`, or to verify a server's health).
     pub async fn relist(&mut self, timeout: Duration) -> Result<&[Tool], SessionError> {
-        let tools = tokio::time::timeout(timeout, self.service.list_all_tools())
-            .await
-            .map_err(|_| SessionError::Timeout(timeout))?
-            .map_err(SessionError::from_service)?;
+        let tools = tokio::time::timeout(
+            timeout,
+            listing::list_tools(self.service.peer(), &self.connector),
+        )
+        .await
+        .map_err(|_| SessionError::Timeout(timeout))??;
         self.tools = tools;
         self.activity.answered();
         Ok(&self.tools)

@@ -33,6 +33,9 @@ pub enum SessionError {
     Server { code: i32, message: String },
     #[error("{0}")]
     Unsupported(String),
+    /// The server sent more than Switchboard takes (tools, pages): said by what and how much.
+    #[error("{0}")]
+    OverLimit(String),
 }
 
 /// The error a [`SessionError`] came from, whole, for whoever walks `source()` (a debug log):
@@ -86,6 +89,7 @@ impl SessionError {
             Self::Transport { .. } => "transport",
             Self::Server { .. } => "server_error",
             Self::Unsupported(_) => "unsupported",
+            Self::OverLimit(_) => "over_limit",
         }
     }
 
@@ -97,7 +101,7 @@ impl SessionError {
         match self {
             Self::Transport { message, cause } | Self::Unreachable { message, cause } => {
                 Self::Transport {
-                    message: format!("{message}; stderr: {last}"),
+                    message: bounded(&format!("{message}; stderr: {last}")),
                     cause,
                 }
             }
@@ -111,12 +115,12 @@ impl SessionError {
 
     pub(super) fn from_service(error: ServiceError) -> Self {
         if let Some(challenge) = error.auth_challenge() {
-            return Self::Unauthorized(challenge.to_string());
+            return Self::Unauthorized(bounded(challenge));
         }
         match error {
             ServiceError::McpError(e) => Self::Server {
                 code: e.code.0,
-                message: e.message.to_string(),
+                message: bounded(&e.message),
             },
             ServiceError::Timeout { timeout } => Self::Timeout(timeout),
             ServiceError::TransportSend(under) => {
@@ -133,7 +137,7 @@ impl SessionError {
 
     pub(super) fn from_init_ref(error: &rmcp::service::ClientInitializeError) -> Self {
         if let Some(challenge) = error.auth_challenge() {
-            return Self::Unauthorized(challenge.to_string());
+            return Self::Unauthorized(bounded(challenge));
         }
         if error.is_authorization_required() {
             return Self::Unauthorized("the server requires authorization".into());
@@ -150,6 +154,22 @@ impl SessionError {
             other => Self::from_cause(other, None),
         }
     }
+}
+
+/// The longest text from a server (a challenge, an error message, a stderr line) an error
+/// carries; a server can send megabytes, and errors are shown, logged and kept.
+pub const MAX_ERROR_TEXT: usize = 512;
+
+/// `text`, cut at [`MAX_ERROR_TEXT`] bytes (on a character boundary) with how much was left out.
+pub(crate) fn bounded(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_string();
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
 }
 
 type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -235,8 +255,8 @@ impl SessionError {
     ) -> Self {
         let (text, unreachable) = innermost_cause(error);
         let text = match during {
-            Some(step) => format!("{text} (during {step})"),
-            None => text,
+            Some(step) => format!("{} (during {step})", bounded(&text)),
+            None => bounded(&text),
         };
         if unreachable {
             Self::Unreachable {

@@ -138,23 +138,27 @@ async fn a_manifest_claiming_forever_neither_panics_nor_stops_the_sync() {
 }
 
 /// Runs `cmd`, failing the test (and killing the process) if it has not exited by the deadline.
+/// Its output is read meanwhile, so a full pipe cannot stall it.
 fn output_within(cmd: &mut std::process::Command) -> std::process::Output {
     use std::process::Stdio;
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match finished.recv_timeout(DEADLINE) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
             panic!("{cmd:?} still runs after {DEADLINE:?}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    child.wait_with_output().unwrap()
 }
 
 fn mkfifo(path: &std::path::Path) {
@@ -236,4 +240,123 @@ fn a_deeply_nested_client_config_is_refused_without_a_crash() {
         said.contains("mcp.json") && said.contains("nested more than 128 levels deep"),
         "{said}"
     );
+}
+
+fn http_spec(id: &str, url: String) -> switchboard::connector::ConnectorSpec {
+    use switchboard::connector::{ConnectorSpec, Endpoint, Source};
+    ConnectorSpec {
+        id: id.into(),
+        endpoint: Endpoint::Http {
+            url,
+            kind: None,
+            headers: Default::default(),
+        },
+        enabled: true,
+        connect_timeout: DEADLINE,
+        call_timeout: DEADLINE,
+        source: Source::Registry,
+        missing_credential: None,
+        info: Default::default(),
+    }
+}
+
+/// What a server sends is capped, and each cap hit says which: 840,000 tools took 1.5 GB, an
+/// endless cursor read as "no answer within 3000 ms", a 60 KB challenge was copied whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_server_sends_is_capped_and_each_cap_named() {
+    use switchboard::health::Health;
+    use switchboard_fixture::{Fixture, Knobs};
+    let many = Fixture::start(Knobs {
+        tools: 2_500,
+        page_size: 500,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let endless = Fixture::start(Knobs {
+        tools: 10,
+        page_size: 5,
+        endless_cursor: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let loud = Fixture::start(Knobs {
+        unauthorized: true,
+        challenge: format!("Bearer realm=\"{}\"", "x".repeat(60_000)),
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let repeats = Fixture::start(Knobs {
+        tools: 3,
+        tool_names: vec!["same".into(), "same".into()],
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let run = one_shot(
+        vec![
+            http_spec("many", many.url()),
+            http_spec("endless", endless.url()),
+            http_spec("loud", loud.url()),
+            http_spec("repeats", repeats.url()),
+        ],
+        &switchboard::session::http_client().unwrap(),
+        4,
+    )
+    .await;
+    let reason = |i: usize| run.reports()[i].reason.clone().unwrap_or_default();
+    assert_eq!(run.reports()[0].state, Health::Down);
+    assert!(reason(0).contains("more than 2000 tools"), "{}", reason(0));
+    assert_eq!(run.reports()[1].state, Health::Down);
+    assert!(
+        reason(1).contains("a cursor it had sent before"),
+        "{}",
+        reason(1)
+    );
+    assert!(started.elapsed() < DEADLINE, "named at once, not a timeout");
+    assert_eq!(run.reports()[2].state, Health::Unauthorized);
+    assert!(
+        reason(2).len() < 1_000 && reason(2).contains("more bytes"),
+        "{} bytes: {:.200}",
+        reason(2).len(),
+        reason(2)
+    );
+    assert_eq!(run.reports()[3].state, Health::Healthy);
+    let names: Vec<&str> = run
+        .catalog()
+        .iter()
+        .filter(|(_, t)| t.connector == "repeats")
+        .map(|(_, t)| t.tool.name.as_ref())
+        .collect();
+    assert_eq!(
+        names,
+        ["same", "tool_002"],
+        "the first of a repeated name kept"
+    );
+    run.close().await;
+}
+
+/// One stderr line of 20 MB was kept and printed whole (in `sync --once --json` too).
+#[test]
+fn a_huge_stderr_line_is_cut_before_it_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        servers_json(dir.path()),
+        r#"{"mcpServers":{"loud":{"command":"sh","args":["-c","head -c 20000000 /dev/zero | tr '\\000' x >&2; exit 3"]}}}"#,
+    )
+    .unwrap();
+    let out = output_within(
+        switchboard()
+            .arg("--config-dir")
+            .arg(dir.path())
+            .args(["sync", "--once", "--json"]),
+    );
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let error = reports[0]["error"].as_str().unwrap();
+    assert!(error.len() < 1_000, "{} bytes", error.len());
+    assert!(error.contains("stderr: xxxx"), "{error:.200}");
+    assert!(stdout(&out).len() + stderr(&out).len() < 10_000);
 }
