@@ -1,15 +1,26 @@
 //! The headless CLI's arguments and commands (binary-only module): parse, call the engine, print.
 
-/// `println!` that returns the write error (a closed pipe) instead of panicking.
+/// `println!` that makes the line terminal-safe and returns the write error (a closed pipe)
+/// instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        let line = format!($($arg)*);
+        writeln!(std::io::stdout().lock(), "{}", crate::cli::terminal::safe(&line))?
+    }};
+}
+
+/// `eprintln!`, the line made terminal-safe.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        eprintln!("{}", crate::cli::terminal::safe(&line));
     }};
 }
 
 mod conformance;
 mod connectors;
+pub mod terminal;
 
 use std::path::PathBuf;
 
@@ -311,10 +322,12 @@ async fn registry_command(dir: PathBuf, command: RegistryCommand) -> Result<()> 
         RegistryCommand::Export {
             format: ExportFormat::Claude,
         } => {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&export_claude(&registry.snapshot()))?
-            );
+            // Pretty JSON is safe as it is: serde escapes every control character in strings,
+            // and its own line breaks are meant.
+            let export = serde_json::to_string_pretty(&export_claude(&registry.snapshot()))?;
+            for line in export.lines() {
+                outln!("{line}");
+            }
         }
     }
     // Returns once servers.json holds the edit, so the next reader sees it in the file too.

@@ -15,14 +15,17 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp=off")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into a pipe or a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli::run(cli::Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         // `switchboard tools | head`: the reader left; nothing is wrong.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the chain of causes, outermost first.
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            // One line: the chain of causes, outermost first, safe for a terminal.
+            let chain = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {}", cli::terminal::safe(&chain));
             ExitCode::FAILURE
         }
     }

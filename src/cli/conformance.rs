@@ -45,7 +45,7 @@ pub async fn run(url: &str) -> Result<()> {
         match caller.call(&tool, Some(arguments)).await {
             Ok(result) => tracing::info!(tool, ?result, "called"),
             // The server's own answer to the call: the session is fine.
-            Err(error @ SessionError::Server { .. }) => eprintln!("{tool}: {error}"),
+            Err(error @ SessionError::Server { .. }) => errln!("{tool}: {error}"),
             Err(error) => {
                 session.close().await;
                 bail!("calling {tool}: {error}");

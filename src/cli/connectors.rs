@@ -35,7 +35,7 @@ pub async fn sync_watch(
     let manifest_note = manifest
         .map(|m| format!(", manifest {m}"))
         .unwrap_or_default();
-    eprintln!(
+    errln!(
         "switchboard: following {count} connector(s) (registry in {}{manifest_note}); Ctrl-C to stop",
         dir.display()
     );
@@ -49,7 +49,7 @@ pub async fn sync_watch(
             let (bound, task) = metrics::serve(daemon.engine().metrics(), addr, stop.clone())
                 .await
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
-            eprintln!("metrics: http://{bound}/metrics");
+            errln!("metrics: http://{bound}/metrics");
             Some(task)
         }
     };
@@ -66,7 +66,7 @@ pub async fn sync_watch(
             event = events.recv() => match event {
                 Ok(event) => print_event(&event, json)?,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    eprintln!("({missed} events skipped: printing fell behind)");
+                    errln!("({missed} events skipped: printing fell behind)");
                 }
                 Err(_) => break,
             },
@@ -204,13 +204,13 @@ impl Fleet {
     async fn open(dir: &Path, manifest: Option<&str>) -> Result<Self> {
         if let Some(client) = ControlClient::connect(dir).await? {
             if manifest.is_some() {
-                eprintln!(
+                errln!(
                     "switchboard: the running daemon follows its own manifest; --manifest is not used"
                 );
             }
             return Ok(Self::Daemon(client));
         }
-        eprintln!(
+        errln!(
             "switchboard: no daemon runs for {}; running an engine for this command only",
             dir.display()
         );
@@ -224,9 +224,9 @@ impl Fleet {
             && let Some(reason) = &view.stale
         {
             if view.connectors > 0 {
-                eprintln!("manifest: stale, using the last good one ({reason})");
+                errln!("manifest: stale, using the last good one ({reason})");
             } else {
-                eprintln!("manifest: unusable, no last good one ({reason})");
+                errln!("manifest: unusable, no last good one ({reason})");
             }
         }
         Ok(Self::Embedded(daemon))
@@ -422,7 +422,7 @@ pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()>
         }
     }
     for row in overview?.connectors.iter().filter(|r| r.reason.is_some()) {
-        eprintln!(
+        errln!(
             "{}: {} ({})",
             row.id,
             row.state,

@@ -360,3 +360,58 @@ fn a_huge_stderr_line_is_cut_before_it_is_kept() {
     assert!(error.contains("stderr: xxxx"), "{error:.200}");
     assert!(stdout(&out).len() + stderr(&out).len() < 10_000);
 }
+
+/// No byte a server chose reaches the terminal as a control: ESC, BEL, CR and LF in tool names
+/// and error texts retitled the terminal and forged table rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_text_cannot_act_on_the_terminal() {
+    use switchboard_fixture::{Fixture, Knobs};
+    let fixture = Fixture::start(Knobs {
+        tools: 3,
+        // The repeat makes the CLI log a warning: logs into a pipe carry no colour codes.
+        tool_names: vec![
+            "retitle\u{1b}]0;owned\u{7}".into(),
+            "fake\r\nwiki.row  healthy".into(),
+            "retitle\u{1b}]0;owned\u{7}".into(),
+        ],
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        servers_json(dir.path()),
+        serde_json::json!({"mcpServers": {
+            "evil": {"url": fixture.url()},
+            "noisy": {"command": "sh", "args": ["-c", "printf 'bad\\033[2J\\033]0;owned\\007\\rforged\\n' >&2; exit 3"]},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    for args in [&["tools"][..], &["sync", "--once"][..], &["status"][..]] {
+        let out = run_cli(dir.path(), args).await;
+        for (stream, text) in [("stdout", stdout(&out)), ("stderr", stderr(&out))] {
+            let raw: Vec<char> = text
+                .chars()
+                .filter(|c| c.is_control() && *c != '\n')
+                .collect();
+            assert!(raw.is_empty(), "{args:?} {stream}: raw {raw:?} in {text}");
+        }
+        let printed = stdout(&out);
+        assert!(
+            !printed.lines().any(|l| l.starts_with("wiki.row")),
+            "{args:?}: a forged row: {printed}"
+        );
+    }
+    let tools = run_cli(dir.path(), &["tools"]).await;
+    assert!(
+        stdout(&tools).contains("retitle\\u{1b}]0;owned\\u{7}"),
+        "{}",
+        stdout(&tools)
+    );
+    assert!(
+        stderr(&tools).contains("more than once"),
+        "{}",
+        stderr(&tools)
+    );
+}
