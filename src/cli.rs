@@ -377,7 +377,7 @@ fn print_list(snapshot: &RegistrySnapshot, json: bool) -> Result<()> {
                         row["cwd"] = json!(cwd);
                     }
                     Launch::Remote { url, headers, .. } => {
-                        row["url"] = json!(url);
+                        row["url"] = json!(switchboard::credentials::redacted_url(url));
                         row["headers"] = json!(headers.keys().collect::<Vec<_>>());
                     }
                 }
@@ -404,7 +404,7 @@ fn print_list(snapshot: &RegistrySnapshot, json: bool) -> Result<()> {
         outln!(
             "{:width$}  {state:8}  {}",
             name.as_str(),
-            describe(&entry.launch)
+            describe(&entry.redacted().launch)
         );
     }
     Ok(())

@@ -3,6 +3,39 @@
 //! environment), and storing them in the keyring. Tokens are referenced, never stored in
 //! Switchboard's own files.
 
+/// `url` as it may be shown: userinfo (`https://user:token@…`) and the values of query
+/// parameters whose names look secret (`?api_key=…`) replaced by `<redacted>`.
+pub fn redacted_url(url: &str) -> String {
+    use crate::registry::model::REDACTED;
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let had_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    let query: Option<Vec<(String, String)>> = parsed.query().map(|_| {
+        parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if looks_secret(&k) {
+                    REDACTED.into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect()
+    });
+    if let Some(pairs) = query {
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    let _ = parsed.set_password(None);
+    let _ = parsed.set_username("");
+    let shown = parsed.to_string();
+    match (had_userinfo, shown.split_once("://")) {
+        (true, Some((scheme, rest))) => format!("{scheme}://{REDACTED}@{rest}"),
+        _ => shown,
+    }
+}
+
 /// The keyring's service name for every Switchboard token.
 pub const SERVICE: &str = "switchboard";
 
@@ -96,4 +129,22 @@ pub fn looks_secret(name: &str) -> bool {
     ]
     .iter()
     .any(|word| name.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        assert_eq!(
+            redacted_url("https://x-access-token:ghp_abc@api.example.com/mcp?api_key=k&page=2"),
+            "https://<redacted>@api.example.com/mcp?api_key=%3Credacted%3E&page=2"
+        );
+        assert_eq!(
+            redacted_url("http://127.0.0.1:8080/mcp"),
+            "http://127.0.0.1:8080/mcp"
+        );
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
 }

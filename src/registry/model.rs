@@ -195,7 +195,20 @@ impl ServerEntry {
     pub fn unredacted(mut self, previous: &ServerEntry) -> Self {
         let (values, old) = match (&mut self.launch, &previous.launch) {
             (Launch::Stdio { env, .. }, Launch::Stdio { env: old, .. }) => (env, old),
-            (Launch::Remote { headers, .. }, Launch::Remote { headers: old, .. }) => (headers, old),
+            (
+                Launch::Remote { headers, url, .. },
+                Launch::Remote {
+                    headers: old,
+                    url: old_url,
+                    ..
+                },
+            ) => {
+                // The URL as shown, its credentials masked: it is the same URL.
+                if *url == crate::credentials::redacted_url(old_url) {
+                    url.clone_from(old_url);
+                }
+                (headers, old)
+            }
             _ => return self,
         };
         for (name, value) in values.iter_mut() {
@@ -214,8 +227,9 @@ impl ServerEntry {
         let mut copy = self.clone();
         match &mut copy.launch {
             Launch::Stdio { env, .. } => env.values_mut().for_each(|v| *v = REDACTED.into()),
-            Launch::Remote { headers, .. } => {
-                headers.values_mut().for_each(|v| *v = REDACTED.into())
+            Launch::Remote { headers, url, .. } => {
+                headers.values_mut().for_each(|v| *v = REDACTED.into());
+                *url = crate::credentials::redacted_url(url);
             }
         }
         copy

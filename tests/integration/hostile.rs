@@ -415,3 +415,27 @@ async fn server_text_cannot_act_on_the_terminal() {
         stderr(&tools)
     );
 }
+
+/// A URL's userinfo (`https://user:token@…`) and secret-looking query values showed in
+/// `registry list`; they are credentials, shown as such, and kept in the file.
+#[test]
+fn credentials_inside_a_url_are_never_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "http://bot:pw5ecret@127.0.0.1:9/mcp?api_key=k3yvalue&page=2";
+    let out = cli(dir.path(), &["registry", "add", "x", "--url", url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [
+        &["registry", "list"][..],
+        &["registry", "list", "--json"][..],
+    ] {
+        let out = cli(dir.path(), args);
+        let shown = stdout(&out) + &stderr(&out);
+        assert!(
+            !shown.contains("pw5ecret") && !shown.contains("k3yvalue"),
+            "{args:?}: {shown}"
+        );
+        assert!(shown.contains("<redacted>@127.0.0.1:9/mcp") && shown.contains("page=2"));
+    }
+    let file = fs::read_to_string(servers_json(dir.path())).unwrap();
+    assert!(file.contains(url), "the file keeps the URL whole: {file}");
+}
