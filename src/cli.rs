@@ -71,8 +71,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// While syncing, serve Prometheus metrics at http://ADDR/metrics (loopback only,
-        /// e.g. 127.0.0.1:9464).
-        #[arg(long, value_name = "ADDR")]
+        /// e.g. 127.0.0.1:9464). A one-shot sync has no running engine to serve.
+        #[arg(long, value_name = "ADDR", value_parser = loopback_addr, conflicts_with = "once")]
         metrics: Option<std::net::SocketAddr>,
     },
     /// Show the fleet as the tray does: the summary line, then each connector's state.
@@ -207,6 +207,21 @@ enum RemoteType {
     Sse,
 }
 
+/// An address to listen on, refused unless loopback: checked while parsing the arguments,
+/// before any server is contacted.
+fn loopback_addr(raw: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = raw
+        .parse()
+        .map_err(|e| format!("{raw:?} is not HOST:PORT ({e})"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{addr} is not loopback; metrics are served on 127.0.0.1 or [::1] only"
+        ))
+    }
+}
+
 fn key_value(raw: &str) -> Result<(String, String), String> {
     raw.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -247,12 +262,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         .context("cannot tell where the config dir is; pass --config-dir DIR")?;
     match cli.command {
         Command::Registry(command) => registry_command(dir, command).await,
-        // Metrics describe a running engine; a one-shot sync has none to serve.
+        // clap refuses --metrics with --once: a one-shot sync has no engine left to serve.
         Command::Sync {
             once: true,
             json,
             manifest,
-            metrics: _,
+            ..
         } => connectors::sync_once(&dir, manifest.manifest.as_deref(), json).await,
         Command::Sync {
             once: false,

@@ -439,3 +439,33 @@ fn credentials_inside_a_url_are_never_listed() {
     let file = fs::read_to_string(servers_json(dir.path())).unwrap();
     assert!(file.contains(url), "the file keeps the URL whole: {file}");
 }
+
+/// `sync --once --metrics 0.0.0.0:…` ignored the flag; with `[::]:…` servers were contacted
+/// before the address was refused. Both are refused while the arguments are read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metrics_address_is_checked_before_anything_is_contacted() {
+    use switchboard_fixture::{Fixture, Knobs};
+    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        servers_json(dir.path()),
+        serde_json::json!({"mcpServers": {"fx": {"url": fixture.url()}}}).to_string(),
+    )
+    .unwrap();
+    for (args, said) in [
+        (
+            &["sync", "--once", "--metrics", "127.0.0.1:0"][..],
+            "cannot be used with",
+        ),
+        (&["sync", "--metrics", "[::]:0"][..], "is not loopback"),
+        (
+            &["sync", "--metrics", "0.0.0.0:9464"][..],
+            "is not loopback",
+        ),
+    ] {
+        let out = run_cli(dir.path(), args).await;
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(said), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(fixture.accepted_connections(), 0, "nothing was contacted");
+}
