@@ -106,6 +106,11 @@ impl Supervisor {
                 Ok(mut session) => {
                     attempt = 0;
                     known = Some(session.handshake);
+                    // A re-check asked before this point is answered by the session just
+                    // opened. Marked before `Up` is reported, not after: a re-check asked once
+                    // the reconciler knows the session is live (it then shows it connecting)
+                    // must wake `serve`, or the connector would show connecting for good.
+                    self.recheck.mark_unchanged();
                     self.report(Update::Up {
                         tools: session.tools.clone(),
                         latency: session.connect_latency,
@@ -160,7 +165,6 @@ impl Supervisor {
             ProbeDue,
             Recheck,
         }
-        self.recheck.mark_unchanged();
         loop {
             let wake = tokio::select! {
                 _ = self.stop.cancelled() => Wake::Stop,
