@@ -6,6 +6,7 @@
 
 mod elicitation;
 mod error;
+mod group;
 mod handshake;
 mod http;
 mod legacy_sse;
@@ -38,6 +39,9 @@ use tokio::sync::Notify;
 
 use crate::connector::{ConnectorSpec, Endpoint};
 
+/// How long a stdio server has to exit once its stdin is closed, before SIGTERM.
+const STDIN_CLOSED_GRACE: Duration = Duration::from_millis(500);
+
 /// Receives the server's notifications for one session.
 #[derive(Clone)]
 struct SessionEvents {
@@ -45,6 +49,8 @@ struct SessionEvents {
     stderr: Arc<StderrTail>,
     elicitation: Elicitation,
     listening: Arc<reuse::Listening>,
+    /// The pid of a stdio server, which leads its own process group.
+    group_leader: Arc<group::Leader>,
 }
 
 impl ClientHandler for SessionEvents {
@@ -111,6 +117,7 @@ pub struct Session {
     elicitation: Elicitation,
     /// The connector's id, for what the session logs.
     connector: String,
+    group_leader: Option<u32>,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -174,6 +181,7 @@ impl Session {
             stderr: Arc::default(),
             elicitation,
             listening: Arc::default(),
+            group_leader: Arc::default(),
         };
         let opening = async {
             let (service, handshake) = connect(spec, http, events.clone(), known).await?;
@@ -193,6 +201,7 @@ impl Session {
             let tools = listing::list_tools(service.peer(), &spec.id).await?;
             Ok::<_, SessionError>((service, protocol_version, subscription, tools, handshake))
         };
+        let abandoned = group::OpeningGuard::new(events.group_leader.clone());
         let opened = tokio::time::timeout(spec.connect_timeout, opening)
             .await
             .map_err(|_| SessionError::Timeout(spec.connect_timeout))
@@ -202,10 +211,15 @@ impl Session {
             Err(error) if matches!(spec.endpoint, Endpoint::Stdio { .. }) => {
                 // A stdio server that would not start has usually said why on stderr.
                 let tail = events.stderr.settled(Duration::from_millis(500)).await;
+                if let Some(leader) = events.group_leader.get() {
+                    group::end(leader).await;
+                }
+                abandoned.disarm();
                 return Err(error.with_stderr(&tail));
             }
             Err(error) => return Err(error),
         };
+        abandoned.disarm();
         let connect_latency = started.elapsed();
         let stderr = events.stderr.clone();
         let changes = match subscription {
@@ -224,6 +238,7 @@ impl Session {
             stderr,
             elicitation,
             connector: spec.id.clone(),
+            group_leader: events.group_leader.get(),
         })
     }
 
@@ -304,9 +319,24 @@ impl Session {
         self.service.is_closed()
     }
 
-    /// Ends the session; a stdio server's process group is killed.
+    /// Ends the session; a stdio server's whole process group ends with it. As the spec has
+    /// it: stdin is closed, and a server still there after a moment gets SIGTERM (rmcp alone
+    /// waits 3 s for that, on every one-shot command).
     pub async fn close(self) {
-        let _ = self.service.cancel().await;
+        let Some(leader) = self.group_leader else {
+            let _ = self.service.cancel().await;
+            return;
+        };
+        let cancel = self.service.cancel();
+        tokio::pin!(cancel);
+        if tokio::time::timeout(STDIN_CLOSED_GRACE, &mut cancel)
+            .await
+            .is_err()
+        {
+            group::terminate(leader);
+            let _ = cancel.await;
+        }
+        group::end(leader).await;
     }
 }
 

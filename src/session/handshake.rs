@@ -262,6 +262,9 @@ async fn serve(
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .map_err(|e| refused(format!("cannot start {command}: {e}")))?;
+            if let Some(pid) = transport.id() {
+                events.group_leader.set(pid);
+            }
             if let Some(stderr) = stderr {
                 events.stderr.follow(stderr, spec.id.clone());
             }

@@ -469,3 +469,94 @@ async fn a_metrics_address_is_checked_before_anything_is_contacted() {
     }
     assert_eq!(fixture.accepted_connections(), 0, "nothing was contacted");
 }
+
+/// A stdio server whose helper shares its process group: `sh` starts `sleep` in the
+/// background (the helper), writes its pid to `helper`, then becomes the server (or, with
+/// `fail`, exits as a server that will not start). The server speaks the initialize era only,
+/// where it exits as soon as its stdin closes, leaving the helper behind.
+fn server_with_helper(helper: &std::path::Path, fail: bool) -> serde_json::Value {
+    let then = if fail {
+        "exit 3".to_string()
+    } else {
+        format!(
+            "exec '{}' --stdio --legacy-only",
+            crate::stdio::fixture_bin().display()
+        )
+    };
+    let script = format!("sleep 300 & echo $! > '{}'; {then}", helper.display());
+    // The helper holds the pipes open, so a server that exited is noticed by the deadline only.
+    serde_json::json!({"command": "sh", "args": ["-c", script], "timeouts": {"connectMs": 2000}})
+}
+
+fn helper_pid(path: &std::path::Path) -> u32 {
+    fs::read_to_string(path).unwrap().trim().parse().unwrap()
+}
+
+/// A stdio server's helper in its process group survived a clean shutdown: the end of
+/// `sync --once`, SIGTERM or SIGINT of `sync`, a server that would not start.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_helper_of_a_stdio_server_outlives_any_shutdown() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let (up, broken) = (dir.path().join("up.pid"), dir.path().join("broken.pid"));
+    fs::write(
+        servers_json(dir.path()),
+        serde_json::json!({"mcpServers": {
+            "up": server_with_helper(&up, false),
+            "broken": server_with_helper(&broken, true),
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let out = run_cli(dir.path(), &["sync", "--once", "--json"]).await;
+    assert!(stdout(&out).contains("healthy"), "{}", stderr(&out));
+    for file in [&up, &broken] {
+        let pid = helper_pid(file);
+        wait_until("the helper ends with the one-shot sync", || {
+            !crate::stdio::running(pid)
+        })
+        .await;
+    }
+
+    for signal in ["TERM", "INT"] {
+        fs::remove_file(&up).unwrap();
+        let mut daemon = switchboard()
+            .arg("--config-dir")
+            .arg(dir.path())
+            .args(["sync", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(daemon.stdout.take().unwrap());
+        let healthy = tokio::task::spawn_blocking(move || {
+            lines
+                .lines()
+                .map_while(Result::ok)
+                .any(|l| l.contains("\"up\"") && l.contains("\"healthy\""))
+        });
+        assert!(
+            tokio::time::timeout(DEADLINE, healthy)
+                .await
+                .unwrap()
+                .unwrap(),
+            "the daemon reports the server up"
+        );
+        let pid = helper_pid(&up);
+        assert!(crate::stdio::running(pid));
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &daemon.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "SIG{signal}: {status}");
+        wait_until(&format!("the helper ends with SIG{signal} of sync"), || {
+            !crate::stdio::running(pid)
+        })
+        .await;
+    }
+}

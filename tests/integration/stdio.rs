@@ -11,7 +11,7 @@ use switchboard::session::http_client;
 use crate::support::*;
 
 /// The fixture binary, built by `cargo test --workspace` for the fixture's own stdio test.
-fn fixture_bin() -> PathBuf {
+pub fn fixture_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.parent().and_then(Path::parent).unwrap();
     let bin = target.join(format!(
@@ -44,7 +44,7 @@ fn stdio_spec(id: &str, args: &[&str]) -> ConnectorSpec {
     }
 }
 
-fn running(pid: u32) -> bool {
+pub fn running(pid: u32) -> bool {
     // Gone, or a zombie waiting for init to reap it: either way it has exited.
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit_once(") ")
