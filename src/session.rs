@@ -49,6 +49,7 @@ struct SessionEvents {
     stderr: Arc<StderrTail>,
     elicitation: Elicitation,
     listening: Arc<reuse::Listening>,
+    faults: Arc<reuse::StreamFaults>,
     /// The pid of a stdio server, which leads its own process group.
     group_leader: Arc<group::Leader>,
 }
@@ -118,6 +119,7 @@ pub struct Session {
     /// The connector's id, for what the session logs.
     connector: String,
     group_leader: Option<u32>,
+    faults: Arc<reuse::StreamFaults>,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -181,6 +183,7 @@ impl Session {
             stderr: Arc::default(),
             elicitation,
             listening: Arc::default(),
+            faults: Arc::default(),
             group_leader: Arc::default(),
         };
         let opening = async {
@@ -239,6 +242,7 @@ impl Session {
             elicitation,
             connector: spec.id.clone(),
             group_leader: events.group_leader.get(),
+            faults: events.faults.clone(),
         })
     }
 
@@ -274,6 +278,7 @@ impl Session {
             activity: self.activity.clone(),
             stderr: self.stderr.clone(),
             elicitation: self.elicitation,
+            faults: self.faults.clone(),
         }
     }
 
@@ -348,6 +353,7 @@ pub struct Caller {
     activity: Arc<Activity>,
     stderr: Arc<StderrTail>,
     elicitation: Elicitation,
+    faults: Arc<reuse::StreamFaults>,
 }
 
 impl Caller {
@@ -366,10 +372,20 @@ impl Caller {
             self.call_timeout,
         )
         .await;
-        if result.is_ok() {
-            self.activity.answered();
+        match result {
+            Ok(result) => {
+                self.activity.answered();
+                Ok(result)
+            }
+            // The stream broke: rmcp says only that the transport closed; say why.
+            Err(SessionError::Transport { cause, .. }) if let Some(why) = self.faults.take() => {
+                Err(SessionError::Transport {
+                    message: format!("the answer could not be read: {why}"),
+                    cause,
+                })
+            }
+            Err(error) => Err(error),
         }
-        result
     }
 
     /// The last lines a stdio server wrote to stderr (empty for HTTP servers).

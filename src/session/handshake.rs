@@ -240,7 +240,11 @@ async fn serve(
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(custom)
                 .reinit_on_expired_session(true);
-            let client = reuse::ReusingClient::new(http.clone(), events.listening.clone());
+            let client = reuse::ReusingClient::new(
+                http.clone(),
+                events.listening.clone(),
+                events.faults.clone(),
+            );
             let transport = StreamableHttpClientTransport::with_client(client, config);
             events.serve_with_lifecycle(transport, lifecycle).await
         }

@@ -40,14 +40,40 @@ pub struct ReusingClient {
     http: reqwest::Client,
     listening: Arc<Listening>,
     draining: Arc<Draining>,
+    faults: Arc<StreamFaults>,
+}
+
+/// Why an answer's stream broke, when it did (an event over the size limit, a cut
+/// connection): rmcp reports such a call only as "Transport closed".
+#[derive(Default)]
+pub struct StreamFaults {
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl StreamFaults {
+    fn record(&self, error: &SseError) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(crate::session::error::bounded(&error.to_string()));
+        }
+    }
+
+    /// The reason last recorded, taken (so it explains one failure only).
+    pub fn take(&self) -> Option<String> {
+        self.last.lock().ok()?.take()
+    }
 }
 
 impl ReusingClient {
-    pub fn new(http: reqwest::Client, listening: Arc<Listening>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        listening: Arc<Listening>,
+        faults: Arc<StreamFaults>,
+    ) -> Self {
         Self {
             http,
             listening,
             draining: Arc::default(),
+            faults,
         }
     }
 
@@ -58,6 +84,14 @@ impl ReusingClient {
         self.listening.saw(&response);
         response.map(|response| match response {
             StreamableHttpPostResponse::Sse(stream, session) => {
+                let faults = self.faults.clone();
+                let stream = stream
+                    .inspect(move |item| {
+                        if let Err(error) = item {
+                            faults.record(error);
+                        }
+                    })
+                    .boxed();
                 StreamableHttpPostResponse::Sse(self.draining.track(stream), session)
             }
             other => other,

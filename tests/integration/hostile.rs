@@ -560,3 +560,31 @@ async fn no_helper_of_a_stdio_server_outlives_any_shutdown() {
         .await;
     }
 }
+
+/// An answer over the 16 MiB an SSE event may hold read "Transport closed".
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_answer_says_so() {
+    use switchboard_fixture::{Fixture, Knobs};
+    let fixture = Fixture::start(Knobs {
+        answer_padding: 17 * 1024 * 1024,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let run = one_shot(
+        vec![http_spec("big", fixture.url())],
+        &switchboard::session::http_client().unwrap(),
+        1,
+    )
+    .await;
+    let error = run
+        .call("big.tool_000", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("could not be read") && error.contains("exceeded the maximum size"),
+        "{error}"
+    );
+    run.close().await;
+}
