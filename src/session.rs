@@ -214,10 +214,17 @@ impl Session {
             Err(error) if matches!(spec.endpoint, Endpoint::Stdio { .. }) => {
                 // A stdio server that would not start has usually said why on stderr.
                 let tail = events.stderr.settled(Duration::from_millis(500)).await;
+                // Which pipe broke first varies from run to run; how the server ended does not.
+                // Asked before the group is ended below, whose SIGTERM would be the answer.
+                let ended = events.group_leader.ended(Duration::from_millis(500)).await;
                 if let Some(leader) = events.group_leader.get() {
                     group::end(leader).await;
                 }
                 abandoned.disarm();
+                let error = match ended {
+                    Some(how) => SessionError::transport(how),
+                    None => error,
+                };
                 return Err(error.with_stderr(&tail));
             }
             Err(error) => return Err(error),

@@ -262,6 +262,7 @@ async fn serve(
             let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
             #[cfg(unix)]
             wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
+            wrapped.wrap(super::group::RecordExit::new(&events.group_leader));
             let (transport, stderr) = TokioChildProcess::builder(wrapped)
                 .stderr(std::process::Stdio::piped())
                 .spawn()
