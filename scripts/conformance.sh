@@ -24,6 +24,23 @@ log "building switchboard"
 cargo build --locked --quiet --bin switchboard
 CLIENT="$CARGO_TARGET_DIR/debug/switchboard conformance-client"
 
+# One line per protocol version from the suite's summary: scenarios and checks passed, and
+# how many scenarios failed as expected (the auth ones, until OAuth lands).
+summarize() {
+  awk -v version="$1" '
+    /=== SUITE SUMMARY ===/ { summary = 1 }
+    summary && /^✓ / { scenarios++; passed++ }
+    summary && /^✗ / { scenarios++ }
+    summary && /^Total:/ { checks = $2; failed_checks = $4 }
+    /Expected failures/ { expected = 1; next }
+    expected && /^  ~ / { expected_failures++ }
+    expected && !/^  ~ / && NF { expected = 0 }
+    END {
+      printf "==> protocol %s: %d of %d scenarios passed, %d checks passed, %d failed; %d scenarios expected to fail\n",
+        version, passed, scenarios, checks, failed_checks, expected_failures
+    }' "$2" >&2
+}
+
 failed=0
 rm -rf "$DIR/results"
 for version in "${VERSIONS[@]}"; do
@@ -35,6 +52,7 @@ for version in "${VERSIONS[@]}"; do
     sed -n '/=== SUITE SUMMARY ===/,$p' "$DIR/results-$version.log" >&2
     log "protocol $version: unexpected results (full log: $DIR/results-$version.log)"
   fi
+  summarize "$version" "$DIR/results-$version.log"
 done
 
 "$NODE" "$SUITE" list >"$DIR/scenarios.txt"
