@@ -49,7 +49,7 @@ export function render(overview) {
       ? `${c.id}, from the ${c.source}`
       : `from the ${c.source}`;
     cell(row, 2, c.transport);
-    cell(row, 3, c.protocol_version ?? '—');
+    cell(row, 3, c.protocol_version ?? '—', 'protocol');
     const state = row.cells[4];
     state.replaceChildren();
     const badge = document.createElement('span');

@@ -85,6 +85,28 @@ async fn the_connectors_view_follows_the_fleet_and_a_toggle_evicts_the_tools() {
         assert_eq!(tools, "4", "{id} lists the fixture's 4 tools");
     }
     app.screenshot("connectors").await;
+    // The protocol version is one date on one line (it used to wrap in a narrow window).
+    app.resize_window("Switchboard", 560, 600);
+    wait_until_async("the window is narrow", || async {
+        app.client
+            .execute("return document.documentElement.clientWidth", vec![])
+            .await
+            .is_ok_and(|width| width.as_u64().is_some_and(|w| w <= 560))
+    })
+    .await;
+    let lines = bounded(
+        "measuring the protocol cell",
+        app.client.execute(
+            "const cell = document.querySelector(\"tr[data-id='fx1'] td.protocol\");
+             const range = document.createRange();
+             range.selectNodeContents(cell);
+             return [cell.textContent, new Set([...range.getClientRects()].map(r => r.top)).size];",
+            vec![],
+        ),
+    )
+    .await
+    .expect("the protocol cell");
+    assert_eq!(lines[1], 1, "the protocol cell is one line: {lines}");
 
     app.click("tr[data-id='fx2'] input.toggle").await;
     app.wait_text("#summary", "fx2 leaves the count", |t| t == "2/2 healthy")
