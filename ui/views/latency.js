@@ -13,16 +13,100 @@ async function refreshTools(overview) {
   const select = document.getElementById('call-tool');
   const chosen = select.value;
   select.replaceChildren();
+  tools.clear();
   for (const tool of await call('tools')) {
+    tools.set(tool.name, tool);
     const option = document.createElement('option');
     option.value = option.textContent = tool.name;
     if (tool.description) option.title = tool.description;
     select.append(option);
   }
   if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+  if (select.value !== chosen) showArguments();
+}
+
+const tools = new Map(); // qualified name -> the tool as `tools` lists it (with its schema)
+
+/**
+ * One field per property of the selected tool's input schema (required ones marked), each
+ * writing into the JSON arguments, which stay the truth a call sends; a schema without
+ * properties is shown as it is.
+ */
+function showArguments() {
+  const tool = tools.get(document.getElementById('call-tool').value);
+  const about = document.getElementById('call-about');
+  const fields = document.getElementById('call-fields');
+  fields.replaceChildren();
+  about.textContent = tool?.description ?? '';
+  const schema = tool?.input_schema ?? {};
+  const properties = Object.entries(schema.properties ?? {});
+  const required = new Set(schema.required ?? []);
+  if (properties.length === 0) {
+    const keys = Object.keys(schema).filter((k) => k !== 'type');
+    const note = document.createElement('p');
+    note.className = 'muted';
+    note.textContent = keys.length === 0
+      ? 'This tool takes no arguments.'
+      : `Arguments as this schema describes them: ${JSON.stringify(schema)}`;
+    fields.append(note);
+    document.getElementById('call-args').value = '{}';
+    return;
+  }
+  for (const [name, property] of properties) {
+    const label = document.createElement('label');
+    const type = Array.isArray(property.type) ? property.type[0] : property.type;
+    label.append(`${name}${required.has(name) ? ' (required)' : ''}${type ? ` — ${type}` : ''} `);
+    let input;
+    if (type === 'boolean') {
+      input = document.createElement('input');
+      input.type = 'checkbox';
+    } else if (type === 'object' || type === 'array') {
+      input = document.createElement('textarea');
+      input.rows = 2;
+      input.placeholder = type === 'array' ? '[…] as JSON' : '{…} as JSON';
+    } else {
+      input = document.createElement('input');
+      input.type = type === 'number' || type === 'integer' ? 'number' : 'text';
+      if (Array.isArray(property.enum)) input.placeholder = property.enum.join(' | ');
+    }
+    input.name = name;
+    input.dataset.type = type ?? '';
+    if (property.description) label.title = input.title = property.description;
+    input.addEventListener('input', writeArguments);
+    label.append(input);
+    fields.append(label);
+  }
+  writeArguments();
+}
+
+/** The arguments object the fields say, into the JSON text; an unparsable field is marked. */
+function writeArguments() {
+  const args = {};
+  for (const input of document.querySelectorAll('#call-fields [name]')) {
+    input.setCustomValidity('');
+    const type = input.dataset.type;
+    if (type === 'boolean') {
+      if (input.checked) args[input.name] = true;
+      continue;
+    }
+    if (input.value === '') continue;
+    if (type === 'number' || type === 'integer') {
+      args[input.name] = Number(input.value);
+    } else if (type === 'object' || type === 'array') {
+      try {
+        args[input.name] = JSON.parse(input.value);
+      } catch {
+        input.setCustomValidity('not JSON');
+      }
+    } else {
+      args[input.name] = input.value;
+    }
+  }
+  document.getElementById('call-args').value = JSON.stringify(args);
 }
 
 export function init() {
+  document.getElementById('call-tool').addEventListener('change', showArguments);
   const form = document.getElementById('call-form');
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
