@@ -243,21 +243,14 @@ fn a_deeply_nested_client_config_is_refused_without_a_crash() {
 }
 
 fn http_spec(id: &str, url: String) -> switchboard::connector::ConnectorSpec {
-    use switchboard::connector::{ConnectorSpec, Endpoint, Source};
-    ConnectorSpec {
-        id: id.into(),
-        endpoint: Endpoint::Http {
+    connector_spec(
+        id,
+        switchboard::connector::Endpoint::Http {
             url,
             kind: None,
             headers: Default::default(),
         },
-        enabled: true,
-        connect_timeout: DEADLINE,
-        call_timeout: DEADLINE,
-        source: Source::Registry,
-        missing_credential: None,
-        info: Default::default(),
-    }
+    )
 }
 
 /// What a server sends is capped, and each cap hit says which: 840,000 tools took 1.5 GB, an

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use indexmap::IndexMap;
-use switchboard::connector::{ConnectorSpec, Endpoint, Source};
+use switchboard::connector::{ConnectorSpec, Endpoint};
 use switchboard::health::Health;
 use switchboard::session::http_client;
 
@@ -36,16 +36,7 @@ fn everything_js() -> String {
 }
 
 fn spec(id: &str, endpoint: Endpoint) -> ConnectorSpec {
-    ConnectorSpec {
-        id: id.into(),
-        endpoint,
-        enabled: true,
-        connect_timeout: DEADLINE,
-        call_timeout: DEADLINE,
-        source: Source::Registry,
-        missing_credential: None,
-        info: Default::default(),
-    }
+    connector_spec(id, endpoint)
 }
 
 fn stdio(command: String, args: &[&str]) -> Endpoint {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use switchboard::connector::{ConnectorSpec, Endpoint, Source};
+use switchboard::connector::{ConnectorSpec, Endpoint};
 use switchboard::health::Health;
 use switchboard::session::http_client;
 
@@ -27,21 +27,15 @@ pub fn fixture_bin() -> PathBuf {
 }
 
 fn stdio_spec(id: &str, args: &[&str]) -> ConnectorSpec {
-    ConnectorSpec {
-        id: id.into(),
-        endpoint: Endpoint::Stdio {
+    connector_spec(
+        id,
+        Endpoint::Stdio {
             command: fixture_bin().display().to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: IndexMap::new(),
             cwd: None,
         },
-        enabled: true,
-        connect_timeout: DEADLINE,
-        call_timeout: DEADLINE,
-        source: Source::Registry,
-        missing_credential: None,
-        info: Default::default(),
-    }
+    )
 }
 
 pub fn running(pid: u32) -> bool {

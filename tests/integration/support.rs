@@ -118,6 +118,23 @@ pub fn servers_json(dir: &Path) -> PathBuf {
     dir.join("servers.json")
 }
 
+/// An enabled registry connector reaching `endpoint`, with the tests' deadline for both timeouts.
+pub fn connector_spec(
+    id: &str,
+    endpoint: switchboard::connector::Endpoint,
+) -> switchboard::connector::ConnectorSpec {
+    switchboard::connector::ConnectorSpec {
+        id: id.into(),
+        endpoint,
+        enabled: true,
+        connect_timeout: DEADLINE,
+        call_timeout: DEADLINE,
+        source: switchboard::connector::Source::Registry,
+        missing_credential: None,
+        info: Default::default(),
+    }
+}
+
 /// A one-shot run, as `sync --once` makes one: the engine over `specs`, awaited until settled.
 pub struct OneShot {
     pub engine: switchboard::engine::Engine,

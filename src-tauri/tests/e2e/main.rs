@@ -251,15 +251,7 @@ async fn the_latency_view_draws_the_calls_made() {
     })
     .await;
     app.screenshot("call-form").await;
-    bounded(
-        "clearing the result",
-        app.client.execute(
-            "document.getElementById('call-result').textContent = ''",
-            vec![],
-        ),
-    )
-    .await
-    .expect("clear the result");
+    clear_call_result(&app).await;
     for _ in 0..4 {
         app.click("#call-run").await;
         app.wait_text("#call-result", "the call answers", |t| {
@@ -267,15 +259,7 @@ async fn the_latency_view_draws_the_calls_made() {
         })
         .await;
         app.fill("#call-args", "{}").await; // also clears the result's wait for the next call
-        bounded(
-            "clearing the result",
-            app.client.execute(
-                "document.getElementById('call-result').textContent = ''",
-                vec![],
-            ),
-        )
-        .await
-        .expect("clear the result");
+        clear_call_result(&app).await;
     }
     let figure = app
         .element("#charts figure[data-id='fx1'][data-calls='5']")
@@ -422,6 +406,19 @@ async fn a_broken_manifest_shows_the_stale_banner_and_another_can_be_chosen() {
 }
 
 /// Percent-decoding for the chart's data: URL (test-only, so no crate for it).
+/// Empties the call form's result, so the next wait sees the next call's answer.
+async fn clear_call_result(app: &App) {
+    bounded(
+        "clearing the result",
+        app.client.execute(
+            "document.getElementById('call-result').textContent = ''",
+            vec![],
+        ),
+    )
+    .await
+    .expect("clear the result");
+}
+
 fn urlencoding_decode(src: &str) -> String {
     let data = src.split_once(',').map_or(src, |(_, d)| d);
     let bytes = data.as_bytes();
