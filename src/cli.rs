@@ -345,8 +345,16 @@ async fn registry_command(dir: PathBuf, command: RegistryCommand) -> Result<()> 
             }
         }
     }
-    // Returns once servers.json holds the edit, so the next reader sees it in the file too.
-    registry.close().await?;
+    // Returns once servers.json holds the edit, so the next reader sees it in the file too. An
+    // edit acknowledged above is already in servers.journal (durable, and replayed by every
+    // reader): a rewrite that fails now (a full disk) does not undo it, so it is no failure of
+    // the command, which would invite a retry that finds the name taken.
+    if let Err(error) = registry.close().await {
+        errln!(
+            "warning: the edit is kept in servers.journal, but servers.json could not be \
+             rewritten ({error}); the next write will"
+        );
+    }
     Ok(())
 }
 

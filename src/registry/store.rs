@@ -216,8 +216,7 @@ impl Store {
                 // Nothing in this group was acknowledged: cut what may have reached the file and
                 // rebuild memory from disk, so neither holds an edit its caller saw fail.
                 let _ = self.journal.set_len(self.journal_offset);
-                self.file_stamp = None;
-                if let Err(reload) = self.reload_if_replaced(&lock) {
+                if let Err(reload) = self.reload(&lock).and_then(|_| self.catch_up(&lock)) {
                     tracing::error!(%reload, "could not reload the registry after a failed write");
                 }
                 let e = RegistryError::from(e);
@@ -264,13 +263,20 @@ impl Store {
 
     /// Reloads `servers.json` if someone replaced or edited it. A version that does not parse is
     /// remembered as the file error and the current state kept.
-    fn reload_if_replaced(&mut self, _lock: &RegistryLock) -> Result<bool, RegistryError> {
+    fn reload_if_replaced(&mut self, lock: &RegistryLock) -> Result<bool, RegistryError> {
         let stamp = stamp_of(&self.paths.servers)?;
         let journal_len = self.journal.metadata().at(&self.paths.journal)?.len();
         if stamp == self.file_stamp && journal_len >= self.journal_offset {
             return Ok(false);
         }
-        self.file_stamp = stamp;
+        self.reload(lock)
+    }
+
+    /// Reads `servers.json` afresh (the journal is then replayed from its start by `catch_up`).
+    /// Also after a failed journal write, which left memory ahead of the files: whatever the
+    /// file's stamp says.
+    fn reload(&mut self, _lock: &RegistryLock) -> Result<bool, RegistryError> {
+        self.file_stamp = stamp_of(&self.paths.servers)?;
         match read_servers_file(&self.paths.servers) {
             Ok(file) => {
                 if self.file_error.take().is_some() {
@@ -346,5 +352,47 @@ impl Store {
             .and_then(|f| f.take(self.journal_offset).read_to_end(&mut head));
         read.map(|_| head.iter().filter(|&&b| b == b'\n').count())
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::edit::Edit;
+    use crate::registry::model::{RemoteKind, ServerEntry, ServerName};
+
+    fn add(name: &str) -> Vec<Edit> {
+        vec![Edit::Add {
+            name: ServerName::new(name).unwrap(),
+            entry: ServerEntry::remote("http://127.0.0.1:9/mcp", RemoteKind::Http),
+        }]
+    }
+
+    #[test]
+    fn an_edit_whose_journal_write_failed_is_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = RegistryPaths::in_dir(dir.path());
+        let (mut store, _) =
+            Store::open(paths.clone(), Duration::from_secs(5), Arc::default()).unwrap();
+        assert!(store.commit(&[add("kept")])[0].is_ok());
+        // As a full disk would: the journal refuses the next write.
+        let writable = std::mem::replace(&mut store.journal, File::open(&paths.journal).unwrap());
+        assert!(store.commit(&[add("lost")])[0].is_err());
+        let names: Vec<&str> = store
+            .state()
+            .mcp_servers
+            .keys()
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["kept"],
+            "memory holds what the files hold, no more, no less"
+        );
+        store.journal = writable;
+        assert!(
+            store.commit(&[add("lost")])[0].is_ok(),
+            "the retry of the failed add is not 'already exists'"
+        );
     }
 }
