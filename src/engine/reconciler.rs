@@ -145,9 +145,15 @@ impl Reconciler {
                 }
                 _ = clocks.tick() => {
                     let now = (std::time::Instant::now(), std::time::SystemTime::now());
+                    let monotonic = now.0 - last_tick.0;
                     let wall = now.1.duration_since(last_tick.1).unwrap_or_default();
-                    if wall.saturating_sub(now.0 - last_tick.0) > SLEEP_THRESHOLD {
+                    // A suspended laptop's monotonic clock stands still while its wall clock
+                    // runs on. A frozen process (SIGSTOP, a paused VM) sees both run on, and
+                    // its tick comes late instead. Either way, what was true may not be now.
+                    if wall.saturating_sub(monotonic) > SLEEP_THRESHOLD {
                         self.recheck("the machine was asleep");
+                    } else if monotonic > SLEEP_CHECK_EVERY + SLEEP_THRESHOLD {
+                        self.recheck("Switchboard was stopped for a while");
                     }
                     last_tick = now;
                 }

@@ -581,3 +581,90 @@ async fn an_oversized_answer_says_so() {
     );
     run.close().await;
 }
+
+/// A process frozen for a while (SIGSTOP, a paused VM) saw its monotonic clock run on, so the
+/// sleep check never fired and stale connectors stayed green. Now: every live connector is
+/// re-checked before it is green again, and one that died meanwhile shows down.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_freeze_every_connector_is_checked_again() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    use switchboard_fixture::{Fixture, Knobs};
+    let alive = Fixture::start(Knobs::default()).await.unwrap();
+    let dies = Fixture::start(Knobs::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        servers_json(dir.path()),
+        serde_json::json!({"mcpServers": {
+            "alive": {"url": alive.url()},
+            "dies": {"url": dies.url()},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut daemon = switchboard()
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["sync", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, events) = std::sync::mpsc::channel::<serde_json::Value>();
+    let out = std::io::BufReader::new(daemon.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str(&line) {
+                let _ = lines.send(event);
+            }
+        }
+    });
+    // Every event since the last clear: two connectors' events may come in any order.
+    let seen = std::cell::RefCell::new(Vec::<serde_json::Value>::new());
+    let expect = |what: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(event) = seen.borrow().iter().find(|e| matches(e)) {
+                return event.clone();
+            }
+            let left = DEADLINE.saturating_sub(started.elapsed());
+            match events.recv_timeout(left) {
+                Ok(event) => seen.borrow_mut().push(event),
+                Err(_) => panic!("within {DEADLINE:?}: {what}; saw {:?}", seen.borrow()),
+            }
+        }
+    };
+    let state = |id: &'static str, state: &'static str| {
+        move |e: &serde_json::Value| e["id"] == id && e["state"] == state
+    };
+    expect("alive connects", &state("alive", "healthy"));
+    expect("dies connects", &state("dies", "healthy"));
+    let pid = daemon.id().to_string();
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    seen.borrow_mut().clear();
+    drop(dies); // a server that goes away while nobody looks
+    // The freeze itself: longer than the check's period (5 s) plus its threshold (10 s).
+    tokio::time::sleep(std::time::Duration::from_secs(16)).await;
+    signal("-CONT");
+    let checking = expect("alive is re-checked", &state("alive", "connecting"));
+    assert!(
+        checking["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("stopped for a while")),
+        "{checking}"
+    );
+    expect("alive is green again", &state("alive", "healthy"));
+    expect("dies shows down", &state("dies", "down"));
+    signal("-TERM");
+    let status = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
