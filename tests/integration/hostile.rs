@@ -485,12 +485,83 @@ fn helper_pid(path: &std::path::Path) -> u32 {
     fs::read_to_string(path).unwrap().trim().parse().unwrap()
 }
 
+/// `switchboard sync --json` on a config dir, its events read as they come.
+struct SyncJson {
+    child: std::process::Child,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// Events not yet forgotten: two connectors' events may come in any order.
+    seen: Vec<serde_json::Value>,
+}
+
+impl SyncJson {
+    fn start(dir: &std::path::Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = switchboard()
+            .arg("--config-dir")
+            .arg(dir)
+            .args(["sync", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (lines, events) = std::sync::mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str(&line) {
+                    let _ = lines.send(event);
+                }
+            }
+        });
+        Self {
+            child,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for connector `id` to report `state` (since the last [`SyncJson::forget`]).
+    fn expect(&mut self, id: &str, state: &str) -> serde_json::Value {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(event) = self
+                .seen
+                .iter()
+                .find(|e| e["id"] == id && e["state"] == state)
+            {
+                return event.clone();
+            }
+            let left = DEADLINE.saturating_sub(started.elapsed());
+            match tokio::task::block_in_place(|| self.events.recv_timeout(left)) {
+                Ok(event) => self.seen.push(event),
+                Err(_) => panic!("within {DEADLINE:?}: {id} {state}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    fn forget(&mut self) {
+        self.seen.clear();
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    async fn stopped(mut self) -> std::process::ExitStatus {
+        tokio::task::spawn_blocking(move || self.child.wait().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
 /// A stdio server's helper in its process group survived a clean shutdown: the end of
 /// `sync --once`, SIGTERM or SIGINT of `sync`, a server that would not start.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_helper_of_a_stdio_server_outlives_any_shutdown() {
-    use std::io::BufRead as _;
-    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let (up, broken) = (dir.path().join("up.pid"), dir.path().join("broken.pid"));
     fs::write(
@@ -514,38 +585,12 @@ async fn no_helper_of_a_stdio_server_outlives_any_shutdown() {
 
     for signal in ["TERM", "INT"] {
         fs::remove_file(&up).unwrap();
-        let mut daemon = switchboard()
-            .arg("--config-dir")
-            .arg(dir.path())
-            .args(["sync", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = std::io::BufReader::new(daemon.stdout.take().unwrap());
-        let healthy = tokio::task::spawn_blocking(move || {
-            lines
-                .lines()
-                .map_while(Result::ok)
-                .any(|l| l.contains("\"up\"") && l.contains("\"healthy\""))
-        });
-        assert!(
-            tokio::time::timeout(DEADLINE, healthy)
-                .await
-                .unwrap()
-                .unwrap(),
-            "the daemon reports the server up"
-        );
+        let mut daemon = SyncJson::start(dir.path());
+        daemon.expect("up", "healthy");
         let pid = helper_pid(&up);
         assert!(crate::stdio::running(pid));
-        let sent = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &daemon.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let status = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
-            .await
-            .unwrap();
+        daemon.signal(&format!("-{signal}"));
+        let status = daemon.stopped().await;
         assert!(status.success(), "SIG{signal}: {status}");
         wait_until(&format!("the helper ends with SIG{signal} of sync"), || {
             !crate::stdio::running(pid)
@@ -587,8 +632,6 @@ async fn an_oversized_answer_says_so() {
 /// re-checked before it is green again, and one that died meanwhile shows down.
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_freeze_every_connector_is_checked_again() {
-    use std::io::BufRead as _;
-    use std::process::Stdio;
     use switchboard_fixture::{Fixture, Knobs};
     let alive = Fixture::start(Knobs::default()).await.unwrap();
     let dies = Fixture::start(Knobs::default()).await.unwrap();
@@ -602,69 +645,25 @@ async fn after_a_freeze_every_connector_is_checked_again() {
         .to_string(),
     )
     .unwrap();
-    let mut daemon = switchboard()
-        .arg("--config-dir")
-        .arg(dir.path())
-        .args(["sync", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (lines, events) = std::sync::mpsc::channel::<serde_json::Value>();
-    let out = std::io::BufReader::new(daemon.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str(&line) {
-                let _ = lines.send(event);
-            }
-        }
-    });
-    // Every event since the last clear: two connectors' events may come in any order.
-    let seen = std::cell::RefCell::new(Vec::<serde_json::Value>::new());
-    let expect = |what: &str, matches: &dyn Fn(&serde_json::Value) -> bool| {
-        let started = std::time::Instant::now();
-        loop {
-            if let Some(event) = seen.borrow().iter().find(|e| matches(e)) {
-                return event.clone();
-            }
-            let left = DEADLINE.saturating_sub(started.elapsed());
-            match events.recv_timeout(left) {
-                Ok(event) => seen.borrow_mut().push(event),
-                Err(_) => panic!("within {DEADLINE:?}: {what}; saw {:?}", seen.borrow()),
-            }
-        }
-    };
-    let state = |id: &'static str, state: &'static str| {
-        move |e: &serde_json::Value| e["id"] == id && e["state"] == state
-    };
-    expect("alive connects", &state("alive", "healthy"));
-    expect("dies connects", &state("dies", "healthy"));
-    let pid = daemon.id().to_string();
-    let signal = |name: &str| {
-        let sent = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    };
-    signal("-STOP");
-    seen.borrow_mut().clear();
+    let mut daemon = SyncJson::start(dir.path());
+    daemon.expect("alive", "healthy");
+    daemon.expect("dies", "healthy");
+    daemon.forget();
+    daemon.signal("-STOP");
     drop(dies); // a server that goes away while nobody looks
     // The freeze itself: longer than the check's period (5 s) plus its threshold (10 s).
     tokio::time::sleep(std::time::Duration::from_secs(16)).await;
-    signal("-CONT");
-    let checking = expect("alive is re-checked", &state("alive", "connecting"));
+    daemon.signal("-CONT");
+    let checking = daemon.expect("alive", "connecting");
     assert!(
         checking["reason"]
             .as_str()
             .is_some_and(|r| r.contains("stopped for a while")),
         "{checking}"
     );
-    expect("alive is green again", &state("alive", "healthy"));
-    expect("dies shows down", &state("dies", "down"));
-    signal("-TERM");
-    let status = tokio::task::spawn_blocking(move || daemon.wait().unwrap())
-        .await
-        .unwrap();
+    daemon.expect("alive", "healthy");
+    daemon.expect("dies", "down");
+    daemon.signal("-TERM");
+    let status = daemon.stopped().await;
     assert!(status.success(), "{status}");
 }
