@@ -136,47 +136,64 @@ impl process_wrap::tokio::ChildWrapper for ExitRecorder {
 const GRACE: Duration = Duration::from_millis(500);
 const LOOK_EVERY: Duration = Duration::from_millis(20);
 
-/// Ends every process left in group `leader` (the pid of the server, which leads its group):
-/// SIGTERM, then SIGKILL for whatever is still there after [`GRACE`].
-#[cfg(unix)]
+/// The signals this module sends a group.
+#[derive(Clone, Copy)]
+enum GroupSignal {
+    Term,
+    Kill,
+    /// None: only whether the group still exists.
+    Probe,
+}
+
+/// Sends `what` to group `leader` (the pid of the server, which leads its group); returns
+/// whether the group exists. Pids 0 and 1 (and any past `i32`) are never signalled.
+fn signal(leader: u32, what: GroupSignal) -> bool {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{Signal, killpg};
+        let Ok(raw) = i32::try_from(leader) else {
+            return false;
+        };
+        if raw <= 1 {
+            return false;
+        }
+        let signal = match what {
+            GroupSignal::Term => Some(Signal::SIGTERM),
+            GroupSignal::Kill => Some(Signal::SIGKILL),
+            GroupSignal::Probe => None,
+        };
+        killpg(nix::unistd::Pid::from_raw(raw), signal).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (leader, what);
+        false
+    }
+}
+
+/// Ends every process left in group `leader`: SIGTERM, then SIGKILL for whatever is still there
+/// after [`GRACE`].
 pub(super) async fn end(leader: u32) {
-    use nix::sys::signal::{Signal, killpg};
-    use nix::unistd::Pid;
-    let Ok(raw) = i32::try_from(leader) else {
-        return;
-    };
-    let group = Pid::from_raw(raw);
-    if raw <= 1 || killpg(group, Signal::SIGTERM).is_err() {
+    if !signal(leader, GroupSignal::Term) {
         return; // no such group left: everyone exited
     }
     let deadline = tokio::time::Instant::now() + GRACE;
     while tokio::time::Instant::now() < deadline {
-        if killpg(group, None).is_err() {
+        if !signal(leader, GroupSignal::Probe) {
             return;
         }
         tokio::time::sleep(LOOK_EVERY).await;
     }
     tracing::debug!(
-        group = raw,
+        group = leader,
         "the process group outlived SIGTERM; killing it"
     );
-    let _ = killpg(group, Signal::SIGKILL);
+    signal(leader, GroupSignal::Kill);
 }
-
-#[cfg(not(unix))]
-pub(super) async fn end(_leader: u32) {}
 
 /// Sends SIGTERM to group `leader`, now.
 pub(super) fn terminate(leader: u32) {
-    #[cfg(unix)]
-    if let Ok(raw) = i32::try_from(leader)
-        && raw > 1
-    {
-        let group = nix::unistd::Pid::from_raw(raw);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
-    }
-    #[cfg(not(unix))]
-    let _ = leader;
+    signal(leader, GroupSignal::Term);
 }
 
 /// Kills the group of a session whose opening was abandoned (its future dropped mid-handshake,
@@ -202,14 +219,10 @@ impl OpeningGuard {
 
 impl Drop for OpeningGuard {
     fn drop(&mut self) {
-        #[cfg(unix)]
         if self.armed
             && let Some(leader) = self.leader.get()
-            && let Ok(raw) = i32::try_from(leader)
-            && raw > 1
         {
-            let group = nix::unistd::Pid::from_raw(raw);
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            signal(leader, GroupSignal::Kill);
         }
     }
 }
