@@ -69,14 +69,22 @@ pub fn private_file_options() -> OpenOptions {
 
 /// Opens `path` with `options`, refusing anything but a regular file.
 pub fn open_regular(options: &OpenOptions, path: &Path) -> Result<File, IoAt> {
+    open_checked(options, path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the metadata it checked.
+fn open_checked(options: &OpenOptions, path: &Path) -> Result<(File, fs::Metadata), IoAt> {
     let file = options.open(path).at(path)?;
-    let kind = file.metadata().at(path)?.file_type();
-    if kind.is_file() {
-        Ok(file)
+    let meta = file.metadata().at(path)?;
+    if meta.file_type().is_file() {
+        Ok((file, meta))
     } else {
         Err(IoAt::new(
             path,
-            io::Error::other(format!("is {}, not a regular file", what_it_is(kind))),
+            io::Error::other(format!(
+                "is {}, not a regular file",
+                what_it_is(meta.file_type())
+            )),
         ))
     }
 }
@@ -128,13 +136,13 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     options.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = open_regular(&options, path)?;
+    let (file, meta) = open_checked(&options, path)?;
     let too_large = |size| ReadError::TooLarge {
         path: path.to_path_buf(),
         size,
         limit,
     };
-    let size = file.metadata().at(path)?.len();
+    let size = meta.len();
     if size > limit {
         return Err(too_large(size));
     }

@@ -85,13 +85,11 @@ impl ReusingClient {
         response.map(|response| match response {
             StreamableHttpPostResponse::Sse(stream, session) => {
                 let faults = self.faults.clone();
-                let stream = stream
-                    .inspect(move |item| {
-                        if let Err(error) = item {
-                            faults.record(error);
-                        }
-                    })
-                    .boxed();
+                let stream = stream.inspect(move |item| {
+                    if let Err(error) = item {
+                        faults.record(error);
+                    }
+                });
                 StreamableHttpPostResponse::Sse(self.draining.track(stream), session)
             }
             other => other,
@@ -130,7 +128,10 @@ impl Draining {
     }
 
     /// Passes `stream` through, counting it from its JSON-RPC response to its end.
-    fn track(self: &Arc<Self>, stream: SseStream) -> SseStream {
+    fn track(
+        self: &Arc<Self>,
+        stream: impl futures::Stream<Item = Result<Sse, SseError>> + Unpin + Send + 'static,
+    ) -> SseStream {
         let draining = self.clone();
         futures::stream::unfold((stream, None), move |(mut stream, past)| {
             let draining = draining.clone();
