@@ -131,8 +131,14 @@ impl EngineSnapshot {
 pub enum CallError {
     #[error("{0:?} is not CONNECTOR.TOOL")]
     UnknownTool(String),
-    #[error("connector {0:?} is not connected")]
-    NotConnected(String),
+    /// Its connector has no live session: `state` and `reason` say why (`state` is `unknown`
+    /// for a connector not in the desired set).
+    #[error("connector {connector:?} is {state}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NotConnected {
+        connector: String,
+        state: String,
+        reason: Option<String>,
+    },
     #[error(transparent)]
     Session(#[from] SessionError),
 }
@@ -319,7 +325,7 @@ impl Engine {
             .read()
             .ok()
             .and_then(|callers| callers.get(connector).cloned())
-            .ok_or_else(|| CallError::NotConnected(connector.to_string()))?;
+            .ok_or_else(|| self.not_connected(connector))?;
         let started = std::time::Instant::now();
         let result = caller.call(tool, arguments).await;
         let error_type = match &result {
@@ -338,6 +344,17 @@ impl Engine {
             self.calls_unpublished.store(false, Ordering::Release);
         }
         Ok(result?)
+    }
+
+    fn not_connected(&self, connector: &str) -> CallError {
+        let snapshot = self.snapshot();
+        let status = snapshot.connectors.iter().find(|c| c.id == connector);
+        CallError::NotConnected {
+            connector: connector.to_string(),
+            // A live state here means the session ended a moment ago, before the snapshot said.
+            state: status.map_or("unknown", |c| c.state.as_str()).to_string(),
+            reason: status.and_then(|c| c.reason.clone()),
+        }
     }
 
     /// Stops every supervisor (closing sessions, stopping stdio children) and waits for them.

@@ -51,8 +51,9 @@ pub fn overview(
     }
 }
 
-/// A tool of a live connector, for `switchboard tools` and the "Call a tool" form.
-#[derive(Debug, Clone, Serialize)]
+/// A tool of a live connector, for `switchboard tools`, the "Call a tool" form and the
+/// aggregated server (which reads it back off the wire).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ToolView {
     /// `connector.tool`
     pub name: String,
@@ -62,6 +63,8 @@ pub struct ToolView {
     pub description: Option<String>,
     /// The JSON Schema of its arguments, as its server gave it.
     pub input_schema: Value,
+    /// The whole definition as its server gave it (what the aggregated server passes on).
+    pub definition: rmcp::model::Tool,
 }
 
 pub fn tools(engine: &EngineSnapshot) -> Vec<ToolView> {
@@ -74,6 +77,7 @@ pub fn tools(engine: &EngineSnapshot) -> Vec<ToolView> {
             tool: entry.tool.name.to_string(),
             description: entry.tool.description.as_ref().map(ToString::to_string),
             input_schema: Value::Object((*entry.tool.input_schema).clone()),
+            definition: entry.tool.clone(),
         })
         .collect()
 }

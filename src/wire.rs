@@ -13,6 +13,10 @@ use serde_json::Value;
 /// client hears the daemon's events and `Show` as they happen. The window makes it.
 pub const SUBSCRIBE: &str = "subscribe";
 
+/// The event a subscribed client hears when the catalog changes (a tool came or went): ask
+/// [`Request::Tools`] again.
+pub const TOOLS_EVENT: &str = "tools";
+
 /// Longest line either side accepts (a tool's answer can be large; anything longer is refused
 /// rather than buffered without bound).
 pub const MAX_LINE: usize = 16 << 20;

@@ -1,17 +1,29 @@
-//! The CLI's end of the control socket: one call at a time to the daemon for a config dir.
+//! The other end of the control socket (the CLI, `switchboard serve`): any number of calls in
+//! flight at once over one connection, each answered as the daemon finishes it, and the
+//! daemon's events for those who subscribe.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::socket::{ControlError, socket_path};
-use crate::wire::{Request, WireError};
+use crate::wire::{Down, Request, WireError};
 
-/// A connection to the running daemon.
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, WireError>>>>>;
+
+/// A connection to the running daemon; cheap to clone, closed when the last clone is dropped.
 #[cfg(unix)]
+#[derive(Clone)]
 pub struct ControlClient {
-    lines: tokio_util::codec::Framed<tokio::net::UnixStream, tokio_util::codec::LinesCodec>,
-    next_id: u64,
+    outgoing: mpsc::UnboundedSender<String>,
+    pending: Pending,
+    events: broadcast::Sender<Down>,
+    /// Cancelled once the connection has ended.
+    closed: tokio_util::sync::CancellationToken,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[cfg(unix)]
@@ -20,59 +32,143 @@ impl ControlClient {
     /// one left by a daemon that died).
     pub async fn connect(config_dir: &Path) -> Result<Option<Self>, ControlError> {
         let path = socket_path(config_dir)?;
-        match tokio::net::UnixStream::connect(&path).await {
-            Ok(stream) => Ok(Some(Self {
-                lines: tokio_util::codec::Framed::new(stream, crate::wire::codec()),
-                next_id: 1,
-            })),
+        let stream = match tokio::net::UnixStream::connect(&path).await {
+            Ok(stream) => stream,
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                Ok(None)
+                return Ok(None);
             }
-            Err(e) => Err(crate::durable::IoAt::new(&path, e).into()),
-        }
+            Err(e) => return Err(crate::durable::IoAt::new(&path, e).into()),
+        };
+        let (outgoing, to_send) = mpsc::unbounded_channel();
+        let pending = Pending::default();
+        let events = broadcast::channel(64).0;
+        let closed = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(carry(
+            stream,
+            to_send,
+            pending.clone(),
+            events.clone(),
+            closed.clone(),
+        ));
+        Ok(Some(Self {
+            outgoing,
+            pending,
+            events,
+            closed,
+            next_id: Arc::new(1.into()),
+        }))
     }
 
     /// Asks the daemon and waits for its answer.
-    pub async fn ask(&mut self, request: Request) -> Result<Value, WireError> {
-        use futures::{SinkExt as _, StreamExt as _};
+    pub async fn ask(&self, request: Request) -> Result<Value, WireError> {
+        self.send(request.into_call(self.next_id())).await
+    }
 
-        use crate::wire::Down;
+    /// From now on the daemon's events ([`Down::Event`], `Down::Show`) arrive on the receiver
+    /// (until [`ControlClient::closed`]).
+    pub async fn subscribe(&self) -> Result<broadcast::Receiver<Down>, WireError> {
+        let events = self.events.subscribe();
+        let call = crate::wire::Call {
+            id: self.next_id(),
+            command: crate::wire::SUBSCRIBE.into(),
+            args: Value::Null,
+        };
+        self.send(call).await?;
+        Ok(events)
+    }
 
-        let id = self.next_id;
-        self.next_id += 1;
-        let line = serde_json::to_string(&request.into_call(id))
+    /// Returns once the connection has ended (the daemon went away).
+    pub async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn send(&self, call: crate::wire::Call) -> Result<Value, WireError> {
+        let line = serde_json::to_string(&call)
             .map_err(|e| WireError::new("internal", format!("the request cannot be sent: {e}")))?;
-        let gone = |why: String| WireError::new("stopped", format!("the daemon went away: {why}"));
-        self.lines
-            .send(line)
+        let (answer, answered) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(call.id, answer);
+        }
+        if self.outgoing.send(line).is_err() {
+            self.forget(call.id);
+            return Err(gone("it closed the connection"));
+        }
+        let result = answered
             .await
-            .map_err(|e| gone(e.to_string()))?;
-        loop {
-            let line = match self.lines.next().await {
-                None => return Err(gone("it closed the connection".into())),
-                Some(line) => line.map_err(|e| gone(e.to_string()))?,
-            };
-            match serde_json::from_str::<Down>(&line) {
-                Ok(Down::Answer {
-                    id: answered,
-                    result,
-                }) if answered == id || answered == 0 => {
-                    return result;
-                }
-                // Events and other answers are not for this one-call-at-a-time client.
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(WireError::new(
-                        "bad_answer",
-                        format!("the daemon sent something else: {e}"),
-                    ));
+            .unwrap_or_else(|_| Err(gone("it closed the connection")));
+        self.forget(call.id);
+        result
+    }
+
+    fn forget(&self, id: u64) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&id);
+        }
+    }
+}
+
+fn gone(why: &str) -> WireError {
+    WireError::new("stopped", format!("the daemon went away: {why}"))
+}
+
+/// Writes the calls and hands out what comes back, until either side closes; then every call
+/// still waiting is told the daemon went away (its sender dropped) and the events close.
+#[cfg(unix)]
+async fn carry(
+    stream: tokio::net::UnixStream,
+    mut to_send: mpsc::UnboundedReceiver<String>,
+    pending: Pending,
+    events: broadcast::Sender<Down>,
+    closed: tokio_util::sync::CancellationToken,
+) {
+    use futures::{SinkExt as _, StreamExt as _};
+
+    let (mut to_daemon, mut from_daemon) =
+        tokio_util::codec::Framed::new(stream, crate::wire::codec()).split();
+    loop {
+        tokio::select! {
+            line = to_send.recv() => match line {
+                Some(line) => if to_daemon.send(line).await.is_err() { break },
+                // Every handle dropped: nobody is left to ask.
+                None => break,
+            },
+            line = from_daemon.next() => {
+                let Some(Ok(line)) = line else { break };
+                match serde_json::from_str::<Down>(&line) {
+                    // Id 0 answers a line the daemon could not read as a call at all.
+                    Ok(Down::Answer { id: 0, result }) => {
+                        tracing::warn!(?result, "the daemon refused a request it could not read");
+                    }
+                    Ok(Down::Answer { id, result }) => {
+                        let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                        if let Some(waiting) = waiting {
+                            let _ = waiting.send(result);
+                        }
+                    }
+                    Ok(event) => {
+                        let _ = events.send(event);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the daemon sent something that is not on the wire");
+                    }
                 }
             }
         }
     }
+    // Closed before the waiting calls are failed, so no call can slip in between unanswered.
+    drop(to_send);
+    if let Ok(mut pending) = pending.lock() {
+        pending.clear();
+    }
+    closed.cancel();
 }

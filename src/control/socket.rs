@@ -205,12 +205,14 @@ mod serve {
 
     use futures::{SinkExt as _, StreamExt as _};
     use tokio::net::{UnixListener, UnixStream};
-    use tokio::sync::broadcast;
+    use tokio::sync::{broadcast, watch};
     use tokio::task::JoinSet;
     use tokio_util::codec::{Framed, LinesCodecError};
     use tokio_util::sync::CancellationToken;
 
+    use crate::catalog::Catalog;
     use crate::control::SharedDaemon;
+    use crate::engine::EngineSnapshot;
     use crate::wire::{self, Call, Down, Request, WireError};
 
     pub(super) async fn accept(
@@ -246,12 +248,20 @@ mod serve {
         let (mut to_client, mut from_client) = Framed::new(stream, wire::codec()).split();
         let (answers, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Down>();
         let mut calls = JoinSet::new();
-        // Set once the client subscribes: the daemon's events, passed on as they come.
+        // Set once the client subscribes: the daemon's events, passed on as they come, and the
+        // engine's snapshots, to tell it when the catalog changes.
         let mut events: Option<broadcast::Receiver<Down>> = None;
+        let mut snapshots: Option<CatalogWatch> = None;
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
                 event = next_event(&mut events) => {
+                    if to_client.send(line_of(&event)).await.is_err() {
+                        break;
+                    }
+                }
+                () = catalog_changed(&mut snapshots) => {
+                    let event = Down::Event { name: wire::TOOLS_EVENT.into(), payload: serde_json::Value::Null };
                     if to_client.send(line_of(&event)).await.is_err() {
                         break;
                     }
@@ -266,6 +276,7 @@ mod serve {
                         }
                         Ok(call) if call.command == wire::SUBSCRIBE => {
                             events = Some(daemon.events());
+                            snapshots = daemon.get().await.ok().map(|d| CatalogWatch::new(d.engine().subscribe()));
                             let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
                         }
                         Ok(call) => {
@@ -311,6 +322,37 @@ mod serve {
                 Ok(down) => return down,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+            }
+        }
+    }
+
+    /// The engine's snapshots, and the catalog last told about.
+    struct CatalogWatch {
+        snapshots: watch::Receiver<Arc<EngineSnapshot>>,
+        told: Arc<Catalog>,
+    }
+
+    impl CatalogWatch {
+        fn new(mut snapshots: watch::Receiver<Arc<EngineSnapshot>>) -> Self {
+            let told = snapshots.borrow_and_update().catalog.clone();
+            Self { snapshots, told }
+        }
+    }
+
+    /// Returns when the catalog has changed since last told (the engine builds a new one only
+    /// when tools change); never, without a subscription or once the engine has stopped.
+    async fn catalog_changed(watch: &mut Option<CatalogWatch>) {
+        let Some(watch) = watch else {
+            return std::future::pending().await;
+        };
+        loop {
+            if watch.snapshots.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            let catalog = watch.snapshots.borrow_and_update().catalog.clone();
+            if !Arc::ptr_eq(&catalog, &watch.told) {
+                watch.told = catalog;
+                return;
             }
         }
     }
