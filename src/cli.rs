@@ -103,6 +103,13 @@ enum Command {
         #[command(flatten)]
         manifest: ManifestArg,
     },
+    /// Be an MCP server on stdin/stdout serving every tool of every healthy connector as
+    /// CONNECTOR_TOOL: what AI clients (Claude, Cursor, VS Code, …) launch. Relays to the
+    /// running daemon; with none, runs an engine of its own.
+    Serve {
+        #[command(flatten)]
+        manifest: ManifestArg,
+    },
     /// Run one scenario of the official MCP client conformance suite against URL.
     #[command(hide = true)]
     ConformanceClient { url: String },
@@ -302,6 +309,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             args,
             manifest,
         } => connectors::call(&dir, manifest.manifest.as_deref(), &tool, args.as_deref()).await,
+        Command::Serve { manifest } => {
+            switchboard::endpoint::serve_stdio(switchboard::daemon::DaemonOptions {
+                config_dir: dir,
+                manifest: manifest.manifest,
+            })
+            .await?;
+            Ok(())
+        }
         Command::ConformanceClient { .. } => unreachable!("handled above"),
     }
 }

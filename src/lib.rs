@@ -27,6 +27,8 @@ pub mod daemon;
 pub mod desired;
 /// Crash-safe file writes (temp, fsync, rename, fsync dir), 0600 by default.
 pub mod durable;
+/// The aggregated MCP server (`switchboard serve`): every live tool behind one server.
+pub mod endpoint;
 /// The running engine: a supervisor per connector, reconciled against the desired set.
 pub mod engine;
 /// Connector health states and what moves a connector between them.

@@ -11,7 +11,7 @@ use switchboard_fixture::{Fixture, Knobs};
 use crate::support::*;
 
 /// A `switchboard sync` daemon, killed when the test ends however it ends.
-struct Daemon {
+pub struct Daemon {
     child: Child,
     /// The `--metrics` address it printed, if asked to serve metrics.
     metrics: Option<String>,
@@ -25,7 +25,7 @@ impl Drop for Daemon {
 }
 
 /// Starts the daemon for `dir` and waits until its control socket answers.
-async fn start_daemon(dir: &Path, with_metrics: bool) -> Daemon {
+pub async fn start_daemon(dir: &Path, with_metrics: bool) -> Daemon {
     let mut command = switchboard();
     command.arg("--config-dir").arg(dir).arg("sync");
     if with_metrics {
@@ -69,7 +69,7 @@ fn socket_path(dir: &Path) -> PathBuf {
     switchboard::control::socket::socket_path(dir).unwrap()
 }
 
-fn json(out: &std::process::Output) -> serde_json::Value {
+pub fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }

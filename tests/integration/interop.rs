@@ -12,7 +12,7 @@ use switchboard::session::http_client;
 
 use crate::support::*;
 
-fn interop_dir() -> PathBuf {
+pub fn interop_dir() -> PathBuf {
     let dir = std::env::var_os("SWITCHBOARD_INTEROP_DIR").map_or_else(
         || {
             let home = std::env::var_os("HOME").expect("HOME is set");
@@ -28,7 +28,7 @@ fn interop_dir() -> PathBuf {
     dir
 }
 
-fn everything_js() -> String {
+pub fn everything_js() -> String {
     interop_dir()
         .join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
         .display()

@@ -14,6 +14,7 @@ mod manifest;
 mod registry_api;
 mod registry_crash;
 mod registry_files;
+mod serve;
 mod stdio;
 mod support;
 mod sync;

@@ -1,0 +1,366 @@
+//! The aggregated MCP server's handler: `tools/list` from the served set (no upstream round
+//! trip), `tools/call` relayed through the engine's timed path, and every client told when the
+//! set changes. One follower task keeps the set current, and finds a new upstream if its
+//! daemon goes away.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
+    Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    SubscriptionFilter,
+};
+use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSink};
+use rmcp::{Peer, RoleServer, ServerHandler};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::served::Served;
+use super::upstream::Upstream;
+use crate::daemon::DaemonOptions;
+use crate::overview::ToolView;
+use crate::wire::{Request, WireError};
+
+/// A client that does not take a notification within this long is skipped for it.
+const NOTIFY_LIMIT: Duration = Duration::from_secs(1);
+
+/// Wait before opening an upstream again after it could not be opened.
+const REOPEN_PAUSE: Duration = Duration::from_secs(2);
+
+/// The handler; clones share one state (one per process, however many clients).
+#[derive(Clone)]
+pub struct AggregatedServer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    upstream: watch::Receiver<Option<Upstream>>,
+    served: watch::Receiver<Option<Arc<Served>>>,
+    /// Initialize-era clients, reached through their session.
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+    /// 2026-era clients, reached through their `subscriptions/listen`.
+    sinks: Mutex<Vec<SubscriptionSink>>,
+}
+
+/// The running follower: stop it with [`Following::close`].
+pub struct Following {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Following {
+    /// Stops following and closes the upstream (an embedded engine stops its servers).
+    pub async fn close(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+impl AggregatedServer {
+    /// The handler, and the task that opens the upstream (the daemon, or an embedded engine)
+    /// and keeps the served set current; requests wait for the first set.
+    pub fn start(options: DaemonOptions) -> (Self, Following) {
+        let (publish_upstream, upstream) = watch::channel(None);
+        let (publish_served, served) = watch::channel(None);
+        let server = Self {
+            shared: Arc::new(Shared {
+                upstream,
+                served,
+                peers: Mutex::default(),
+                sinks: Mutex::default(),
+            }),
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(follow(
+            server.clone(),
+            options,
+            publish_upstream,
+            publish_served,
+            stop.clone(),
+        ));
+        (server, Following { stop, task })
+    }
+
+    async fn served(&self) -> Arc<Served> {
+        let mut served = self.shared.served.clone();
+        match served.wait_for(Option::is_some).await {
+            Ok(set) => set.clone().unwrap_or_default(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    async fn upstream(&self) -> Option<Upstream> {
+        let mut upstream = self.shared.upstream.clone();
+        upstream.wait_for(Option::is_some).await.ok()?.clone()
+    }
+
+    /// Tells every client the tool list changed; forgets those that have gone.
+    async fn announce(&self) {
+        let peers: Vec<_> = lock(&self.shared.peers, |peers| {
+            peers.retain(|p| !p.is_transport_closed());
+            peers.clone()
+        });
+        for peer in peers {
+            let _ = tokio::time::timeout(NOTIFY_LIMIT, peer.notify_tool_list_changed()).await;
+        }
+        let sinks: Vec<_> = lock(&self.shared.sinks, |sinks| sinks.clone());
+        let mut closed = Vec::new();
+        for sink in sinks {
+            let sent = tokio::time::timeout(NOTIFY_LIMIT, sink.notify_tool_list_changed()).await;
+            if matches!(sent, Ok(Err(_))) {
+                closed.push(sink.id().clone());
+            }
+        }
+        if !closed.is_empty() {
+            lock(&self.shared.sinks, |sinks| {
+                sinks.retain(|s| !closed.contains(s.id()));
+            });
+        }
+    }
+
+    /// Relays one call and says how it went: the tool's answer, or a tool error the calling
+    /// model can read (a connector that went down, a daemon that went away).
+    async fn relay(&self, name: &str, arguments: Value) -> Result<CallToolResult, ErrorData> {
+        let served = self.served().await;
+        let origin = match served.origin(name) {
+            Ok(origin) => origin.clone(),
+            Err(Some(departed)) => {
+                let why = self.why_not_served(&departed.connector).await;
+                return Ok(tool_error(format!(
+                    "{name} is no longer served: connector {:?} {why}",
+                    departed.connector
+                )));
+            }
+            Err(None) => {
+                return Err(ErrorData::invalid_params(
+                    format!("no tool named {name:?}"),
+                    None,
+                ));
+            }
+        };
+        let Some(upstream) = self.upstream().await else {
+            return Ok(tool_error("Switchboard is shutting down".into()));
+        };
+        let request = Request::CallTool {
+            tool: crate::catalog::qualified_name(&origin.connector, &origin.tool),
+            arguments,
+        };
+        match upstream.ask(request).await {
+            Ok(answer) => serde_json::from_value(answer).map_err(|e| {
+                ErrorData::internal_error(format!("the answer cannot be read: {e}"), None)
+            }),
+            Err(WireError { message, .. }) => Ok(tool_error(message)),
+        }
+    }
+
+    /// "is down (reason)", as the daemon sees the connector now.
+    async fn why_not_served(&self, connector: &str) -> String {
+        let Some(upstream) = self.upstream().await else {
+            return "is not available".into();
+        };
+        let overview = upstream.ask(Request::Overview {}).await.unwrap_or_default();
+        let status = overview["connectors"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["id"] == connector));
+        match status {
+            None => "was removed".into(),
+            Some(status) => {
+                let state = status["state"].as_str().unwrap_or("unknown");
+                match status["reason"].as_str() {
+                    Some(reason) => format!("is {state} ({reason})"),
+                    None => format!("is {state}"),
+                }
+            }
+        }
+    }
+}
+
+fn lock<T, R>(mutex: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R
+where
+    R: Default,
+{
+    mutex
+        .lock()
+        .map(|mut guard| f(&mut guard))
+        .unwrap_or_default()
+}
+
+fn tool_error(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// Opens the upstream, then keeps the served set current until `stop`: asks for the tools,
+/// publishes the set, tells clients when it changed, waits for the next change. When the
+/// upstream goes away, opens one again.
+async fn follow(
+    server: AggregatedServer,
+    options: DaemonOptions,
+    publish_upstream: watch::Sender<Option<Upstream>>,
+    publish_served: watch::Sender<Option<Arc<Served>>>,
+    stop: CancellationToken,
+) {
+    let follow_one = async {
+        loop {
+            let upstream = match Upstream::open(&options).await {
+                Ok(upstream) => upstream,
+                Err(error) => {
+                    tracing::error!(%error, "cannot open an engine to serve from");
+                    // Requests get an empty set rather than waiting for good.
+                    publish_served.send_if_modified(|served| {
+                        let first = served.is_none();
+                        if first {
+                            *served = Some(Arc::default());
+                        }
+                        first
+                    });
+                    tokio::time::sleep(REOPEN_PAUSE).await;
+                    continue;
+                }
+            };
+            publish_upstream.send_replace(Some(upstream.clone()));
+            // Subscribed before asking, so no change falls between the two.
+            match upstream.changes().await {
+                Ok(mut changes) => loop {
+                    refresh(&server, &upstream, &publish_served).await;
+                    if changes.next().await.is_err() {
+                        break;
+                    }
+                },
+                Err(error) => tracing::warn!(%error, "cannot follow the catalog"),
+            }
+            tracing::warn!("the upstream went away; opening another");
+            if let Some(gone) = publish_upstream.send_replace(None) {
+                gone.close().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = follow_one => {}
+    }
+    if let Some(upstream) = publish_upstream.send_replace(None) {
+        upstream.close().await;
+    }
+}
+
+/// Asks for the tools and publishes the set if it changed (telling clients, but for the first).
+async fn refresh(
+    server: &AggregatedServer,
+    upstream: &Upstream,
+    publish: &watch::Sender<Option<Arc<Served>>>,
+) {
+    let tools = match upstream.ask(Request::Tools {}).await {
+        Ok(value) => serde_json::from_value::<Vec<ToolView>>(value),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the tools to serve");
+            return;
+        }
+    };
+    let tools = match tools {
+        Ok(tools) => tools,
+        Err(error) => {
+            tracing::warn!(%error, "the tool list cannot be read");
+            return;
+        }
+    };
+    let previous = publish.borrow().clone();
+    let next = Served::new(tools, previous.as_deref());
+    if previous.as_ref().is_some_and(|p| p.same_as(&next)) {
+        return;
+    }
+    tracing::debug!(tools = next.len(), "serving a new tool set");
+    publish.send_replace(Some(Arc::new(next)));
+    if previous.is_some() {
+        server.announce().await;
+    }
+}
+
+impl ServerHandler for AggregatedServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "switchboard",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "Every tool of the MCP servers Switchboard keeps connected, named \
+             <connector>_<tool>.",
+        )
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        lock(&self.shared.sinks, |sinks| {
+            sinks.push(context.sink().clone())
+        });
+        context.cancelled().await;
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        // An initialize-era client is told of changes through its session, which outlives the
+        // request (a 2026-era one listens instead).
+        if context.peer.peer_info().is_some() {
+            lock(&self.shared.peers, |peers| {
+                peers.retain(|p| !p.is_transport_closed());
+                peers.push(context.peer.clone());
+            });
+        }
+        let served = self.served().await;
+        let (tools, next) = served.page(request.and_then(|r| r.cursor).as_deref());
+        let mut result = ListToolsResult::with_all_items(tools).with_ttl_ms(0);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let correlation = format!("{:016x}", rand::random::<u64>());
+        let client = context
+            .peer
+            .peer_info()
+            .map(|info| info.client_info.name.clone())
+            .or_else(|| context.meta.client_info().map(|info| info.name))
+            .unwrap_or_else(|| "unknown".into());
+        let started = Instant::now();
+        let arguments = request.arguments.map_or(Value::Null, Value::Object);
+        let outcome = tokio::select! {
+            outcome = self.relay(&request.name, arguments) => outcome,
+            () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the client", None)),
+        };
+        let result = match &outcome {
+            Ok(r) if r.is_error == Some(true) => "tool_error",
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        tracing::info!(
+            call = %correlation,
+            %client,
+            tool = %request.name,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            result,
+            "tool call"
+        );
+        outcome.map(Into::into)
+    }
+}

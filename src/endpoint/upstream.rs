@@ -1,0 +1,113 @@
+//! Where the aggregated server's tools and calls come from: the daemon running for the config
+//! dir, over its control socket (no upstream session of this process's own), or with none an
+//! engine embedded in this process. Either is asked the same [`Request`]s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+use crate::control::{ControlClient, SharedDaemon};
+use crate::daemon::{Daemon, DaemonError, DaemonOptions};
+use crate::engine::EngineSnapshot;
+use crate::wire::{self, Down, Request, WireError};
+
+/// The longest the first tool listing of an embedded engine waits for its connectors: a
+/// client starting its servers should not wait on the slowest one (later ones are announced).
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub enum Upstream {
+    Daemon(ControlClient),
+    Embedded(Arc<SharedDaemon>),
+}
+
+impl Upstream {
+    /// The running daemon's, or (saying so on stderr) one embedded here.
+    pub async fn open(options: &DaemonOptions) -> Result<Self, DaemonError> {
+        match ControlClient::connect(&options.config_dir).await {
+            Ok(Some(client)) => return Ok(Self::Daemon(client)),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot reach a daemon"),
+        }
+        eprintln!(
+            "switchboard: no daemon runs for {}; serving from an engine of this process's own",
+            options.config_dir.display()
+        );
+        let daemon = Daemon::start(options.clone()).await?;
+        let _ = tokio::time::timeout(FIRST_LIST_WAIT, daemon.settled()).await;
+        Ok(Self::Embedded(Arc::new(SharedDaemon::new(daemon))))
+    }
+
+    pub async fn ask(&self, request: Request) -> Result<Value, WireError> {
+        match self {
+            Self::Daemon(client) => client.ask(request).await,
+            Self::Embedded(daemon) => daemon.answer(request).await,
+        }
+    }
+
+    /// What tells of catalog changes from now on.
+    pub async fn changes(&self) -> Result<Changes, WireError> {
+        Ok(match self {
+            Self::Daemon(client) => Changes::Daemon(client.subscribe().await?, client.clone()),
+            Self::Embedded(daemon) => {
+                let mut snapshots = daemon.get().await?.engine().subscribe();
+                let told = snapshots.borrow_and_update().clone();
+                Changes::Embedded(snapshots, told)
+            }
+        })
+    }
+
+    /// Stops the embedded engine (its stdio servers with it); nothing to do for a daemon's.
+    pub async fn close(self) {
+        if let Self::Embedded(shared) = self
+            && let Some(daemon) = shared.take().await
+            && let Err(error) = daemon.shutdown().await
+        {
+            tracing::warn!(%error, "the embedded engine did not shut down cleanly");
+        }
+    }
+}
+
+/// Catalog changes, as an upstream tells them.
+pub enum Changes {
+    Daemon(broadcast::Receiver<Down>, ControlClient),
+    Embedded(watch::Receiver<Arc<EngineSnapshot>>, Arc<EngineSnapshot>),
+}
+
+/// Why [`Changes::next`] ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    /// The upstream is gone (the daemon went away, or the engine stopped).
+    Gone,
+}
+
+impl Changes {
+    /// Returns once the catalog may have changed (ask for the tools again).
+    pub async fn next(&mut self) -> Result<(), Ended> {
+        match self {
+            Self::Daemon(events, client) => loop {
+                tokio::select! {
+                    () = client.closed() => return Err(Ended::Gone),
+                    event = events.recv() => match event {
+                        Ok(Down::Event { name, .. }) if name == wire::TOOLS_EVENT => return Ok(()),
+                        Ok(_) => {}
+                        // Missed some: one of them may have been a change.
+                        Err(broadcast::error::RecvError::Lagged(_)) => return Ok(()),
+                        Err(broadcast::error::RecvError::Closed) => return Err(Ended::Gone),
+                    },
+                }
+            },
+            Self::Embedded(snapshots, told) => loop {
+                snapshots.changed().await.map_err(|_| Ended::Gone)?;
+                let now = snapshots.borrow_and_update().clone();
+                let changed = !Arc::ptr_eq(&now.catalog, &told.catalog);
+                *told = now;
+                if changed {
+                    return Ok(());
+                }
+            },
+        }
+    }
+}

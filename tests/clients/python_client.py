@@ -1,0 +1,73 @@
+"""An AI client as the official Python SDK (PyPI `mcp`) makes one, launching `switchboard serve`.
+
+python_client.py SWITCHBOARD CONFIG_DIR MODE SCENARIO [TOOL ARGS_JSON]
+  MODE      legacy (the initialize handshake) | auto (probes server/discover: 2026-07-28)
+  SCENARIO  list-call: list every tool, call TOOL with ARGS_JSON, print one JSON line
+            watch [TOOL]: list, print {"ready": names}, wait for the tool list to change (the
+            session's notification, or a subscriptions/listen stream), list again and (with
+            TOOL) call TOOL, print {"changed": names, "text": …, "is_error": …}
+Everything it reports is on stdout, one JSON object per line.
+"""
+
+import asyncio
+import json
+import sys
+import time
+
+from mcp import Client, StdioServerParameters
+
+switchboard, config_dir, mode, scenario = sys.argv[1:5]
+changed = asyncio.Event()
+
+
+async def on_message(message):
+    if getattr(message, "method", None) == "notifications/tools/list_changed":
+        changed.set()
+
+
+def say(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+async def all_tools(client):
+    names, cursor = [], None
+    while True:
+        page = await client.list_tools(cursor=cursor) if cursor else await client.list_tools()
+        names += [t.name for t in page.tools]
+        cursor = page.next_cursor
+        if not cursor:
+            return names
+
+
+async def main():
+    params = StdioServerParameters(command=switchboard, args=["--config-dir", config_dir, "serve"])
+    started = time.monotonic()
+    async with Client(params, mode=mode, cache=None, message_handler=on_message) as client:
+        connected_ms = (time.monotonic() - started) * 1e3
+        if scenario == "list-call":
+            tool, arguments = sys.argv[5], json.loads(sys.argv[6])
+            names = await all_tools(client)
+            result = await client.call_tool(tool, arguments)
+            text = " ".join(getattr(c, "text", "") for c in result.content)
+            say(protocol=client.protocol_version, connected_ms=connected_ms, tools=names,
+                text=text, is_error=bool(result.is_error))
+        elif scenario == "watch":
+            if mode == "legacy":
+                say(ready=await all_tools(client))
+                await asyncio.wait_for(changed.wait(), 30)
+            else:
+                async with client.listen(tools_list_changed=True) as events:
+                    say(ready=await all_tools(client))
+                    await asyncio.wait_for(events.__anext__(), 30)
+            names = await all_tools(client)
+            if len(sys.argv) > 5:
+                result = await client.call_tool(sys.argv[5], {})
+                text = " ".join(getattr(c, "text", "") for c in result.content)
+                say(changed=names, text=text, is_error=bool(result.is_error))
+            else:
+                say(changed=names)
+        else:
+            sys.exit(f"no scenario {scenario!r}")
+
+
+asyncio.run(main())

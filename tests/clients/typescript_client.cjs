@@ -1,0 +1,67 @@
+// An AI client as the official TypeScript SDK (npm `@modelcontextprotocol/sdk`) makes one,
+// launching `switchboard serve`. Run with NODE_PATH at the SDK's node_modules.
+//
+// typescript_client.cjs SWITCHBOARD CONFIG_DIR SCENARIO [TOOL ARGS_JSON]
+//   list-call: list every tool, call TOOL with ARGS_JSON, print one JSON line
+//   watch [TOOL]: list, print {"ready": names}, wait for notifications/tools/list_changed,
+//          list again and (with TOOL) call TOOL, print {"changed": names, "text", "is_error"}
+const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
+const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
+const { ToolListChangedNotificationSchema } = require("@modelcontextprotocol/sdk/types.js");
+
+const [switchboard, configDir, scenario, tool, args] = process.argv.slice(2);
+const say = (fields) => process.stdout.write(JSON.stringify(fields) + "\n");
+
+async function allTools(client) {
+  const names = [];
+  let cursor;
+  do {
+    const page = await client.listTools(cursor ? { cursor } : undefined);
+    names.push(...page.tools.map((t) => t.name));
+    cursor = page.nextCursor;
+  } while (cursor);
+  return names;
+}
+
+async function main() {
+  const transport = new StdioClientTransport({
+    command: switchboard,
+    args: ["--config-dir", configDir, "serve"],
+    stderr: "inherit",
+  });
+  const client = new Client({ name: "typescript-test-client", version: "1.0.0" });
+  let changed;
+  const listChanged = new Promise((resolve) => (changed = resolve));
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed());
+  const started = Date.now();
+  await client.connect(transport);
+  const connectedMs = Date.now() - started;
+  if (scenario === "list-call") {
+    const tools = await allTools(client);
+    const result = await client.callTool({ name: tool, arguments: JSON.parse(args) });
+    const text = result.content.map((c) => c.text || "").join(" ");
+    say({ server: client.getServerVersion().name, connected_ms: connectedMs, tools, text,
+          is_error: !!result.isError });
+  } else if (scenario === "watch") {
+    say({ ready: await allTools(client) });
+    const timeout = new Promise((_, reject) =>
+      setTimeout(() => reject(new Error("no list_changed within 30 s")), 30000));
+    await Promise.race([listChanged, timeout]);
+    const names = await allTools(client);
+    if (tool) {
+      const result = await client.callTool({ name: tool, arguments: {} });
+      const text = result.content.map((c) => c.text || "").join(" ");
+      say({ changed: names, text, is_error: !!result.isError });
+    } else {
+      say({ changed: names });
+    }
+  } else {
+    throw new Error(`no scenario ${scenario}`);
+  }
+  await client.close();
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error.stack || error}\n`);
+  process.exit(1);
+});
