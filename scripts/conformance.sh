@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the official MCP client conformance suite (pinned in tests/conformance/package.json, with
-# the Node >= 22 it needs, both from npm) against `switchboard conformance-client`, for protocol
-# versions 2025-11-25 and 2026-07-28. Fails on any failed scenario outside
-# tests/conformance/expected-failures.yml (authorization scenarios only) and on any listed
-# scenario that passes. Writes a Markdown table of every client scenario to
-# $DIR/results/table.md (printed with --table), the README's conformance table.
+# Runs the official MCP conformance suite (pinned in tests/conformance/package.json, with the
+# Node >= 22 it needs, both from npm) for protocol versions 2025-11-25 and 2026-07-28: its client
+# scenarios against `switchboard conformance-client`, and the server scenarios that need no
+# reference server's own tools against the daemon's aggregated HTTP endpoint (token waived: the
+# suite cannot send headers; a stdio fixture behind it). Fails on any failed scenario outside
+# tests/conformance/expected-failures.yml and on any listed scenario that passes. Writes Markdown
+# tables of every client scenario to $DIR/results/table.md and of the server scenarios run to
+# $DIR/results/server-table.md (both printed with --table), the README's conformance tables.
 . "$(dirname "$0")/common.sh"
 
 VERSIONS=(2025-11-25 2026-07-28)
@@ -21,8 +23,10 @@ NODE="$DIR/node_modules/.bin/node"
 SUITE="$DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 log "building switchboard"
-cargo build --locked --quiet --bin switchboard
+cargo build --locked --quiet -p switchboard --bin switchboard -p switchboard-fixture --bin switchboard-fixture
 CLIENT="$CARGO_TARGET_DIR/debug/switchboard conformance-client"
+SERVER_SCENARIOS=(server-initialize server-session-lifecycle server-stateless ping tools-list
+  dns-rebinding-protection http-header-validation http-custom-header-server-validation caching)
 
 # One line per protocol version from the suite's summary: scenarios and checks passed, and
 # how many scenarios failed as expected (the auth ones, until OAuth lands).
@@ -57,8 +61,46 @@ done
 
 "$NODE" "$SUITE" list >"$DIR/scenarios.txt"
 python3 "$PINS/table.py" "$DIR/scenarios.txt" "$DIR/results" "${VERSIONS[@]}" >"$DIR/results/table.md"
-if [ "${1:-}" = "--table" ]; then
-  cat "$DIR/results/table.md"
-fi
 [ "$failed" = 0 ] || exit 1
 log "client conformance: every scenario as expected"
+
+# The server side: a daemon for a config dir of its own, one stdio fixture behind it, its
+# endpoint on a free loopback port (read off its stderr).
+work="$(mktemp -d)"
+daemon=""
+trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+sb="$CARGO_TARGET_DIR/debug/switchboard"
+"$sb" --config-dir "$work" registry add fixture --command "$CARGO_TARGET_DIR/debug/switchboard-fixture" \
+  --arg --stdio --arg --tools --arg 3 --arg --header-param --arg Region >/dev/null
+XDG_RUNTIME_DIR="$work" "$sb" --config-dir "$work" sync --http 127.0.0.1:0 --http-without-token \
+  >/dev/null 2>"$work/daemon.log" &
+daemon=$!
+url=""
+for _ in $(seq 200); do
+  url="$(sed -n 's/^mcp: \(http[^ ]*\).*/\1/p' "$work/daemon.log")"
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$work/daemon.log" >&2; log "the daemon did not start its MCP endpoint"; exit 1; }
+for version in "${VERSIONS[@]}"; do
+  log "server conformance, protocol $version"
+  out="$DIR/results/server-$version"
+  mkdir -p "$out"
+  for scenario in "${SERVER_SCENARIOS[@]}"; do
+    if ! "$NODE" "$SUITE" server --url "$url" --scenario "$scenario" --spec-version "$version" \
+      --expected-failures "$PINS/expected-failures.yml" >"$out/$scenario.log" 2>&1; then
+      failed=1
+      tail -n 20 "$out/$scenario.log" >&2
+      log "server scenario $scenario, protocol $version: unexpected result (log: $out/$scenario.log)"
+    fi
+  done
+done
+python3 "$PINS/server_table.py" "$DIR/results" "${SERVER_SCENARIOS[@]}" >"$DIR/results/server-table.md"
+cat "$DIR/results/server-summary.txt" >&2
+if [ "${1:-}" = "--table" ]; then
+  cat "$DIR/results/table.md"
+  echo
+  cat "$DIR/results/server-table.md"
+fi
+[ "$failed" = 0 ] || exit 1
+log "server conformance: every scenario as expected"

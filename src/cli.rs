@@ -74,6 +74,15 @@ enum Command {
         /// e.g. 127.0.0.1:9464). A one-shot sync has no running engine to serve.
         #[arg(long, value_name = "ADDR", value_parser = loopback_addr, conflicts_with = "once")]
         metrics: Option<std::net::SocketAddr>,
+        /// While syncing, serve every tool to MCP clients over streamable HTTP at
+        /// http://ADDR/mcp (loopback only, e.g. 127.0.0.1:8765), each request carrying the
+        /// bearer token kept in the config dir's endpoint-token file.
+        #[arg(long, value_name = "ADDR", value_parser = loopback_addr, conflicts_with = "once", env = "SWITCHBOARD_HTTP")]
+        http: Option<std::net::SocketAddr>,
+        /// Let MCP clients that cannot send headers in without the token (anyone on this
+        /// machine can then call every tool).
+        #[arg(long, requires = "http")]
+        http_without_token: bool,
     },
     /// Show the fleet as the tray does: the summary line, then each connector's state.
     Status {
@@ -224,7 +233,7 @@ fn loopback_addr(raw: &str) -> Result<std::net::SocketAddr, String> {
         Ok(addr)
     } else {
         Err(format!(
-            "{addr} is not loopback; metrics are served on 127.0.0.1 or [::1] only"
+            "{addr} is not loopback; Switchboard serves on 127.0.0.1 or [::1] only"
         ))
     }
 }
@@ -281,7 +290,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
             manifest,
             metrics,
-        } => connectors::sync_watch(&dir, manifest.manifest.as_deref(), json, metrics).await,
+            http,
+            http_without_token,
+        } => {
+            let served = connectors::Served {
+                metrics,
+                http: http.map(|addr| (addr, !http_without_token)),
+            };
+            connectors::sync_watch(&dir, manifest.manifest.as_deref(), json, served).await
+        }
         Command::Token(TokenCommand::Set { connector }) => {
             let mut token = String::new();
             std::io::stdin()

@@ -11,7 +11,9 @@ pub mod served;
 mod server;
 mod upstream;
 
-pub use server::{AggregatedServer, Following};
+pub mod http;
+
+pub use server::{AggregatedServer, Following, Source};
 
 use crate::daemon::DaemonOptions;
 
@@ -27,7 +29,7 @@ pub enum EndpointError {
 pub async fn serve_stdio(options: DaemonOptions) -> Result<(), EndpointError> {
     use rmcp::ServiceExt as _;
 
-    let (server, following) = AggregatedServer::start(options);
+    let (server, following) = AggregatedServer::start(Source::Open(options));
     let outcome = match server.serve(rmcp::transport::stdio()).await {
         Ok(running) => {
             let _ = running.waiting().await;

@@ -11,10 +11,18 @@ use switchboard::catalog::split_qualified;
 use switchboard::control::{self, ControlClient};
 use switchboard::daemon::{Daemon, DaemonOptions};
 use switchboard::desired::ManifestView;
+use switchboard::endpoint::http;
 use switchboard::engine::EngineEvent;
 use switchboard::metrics;
 use switchboard::wire::{Request, WireError};
 use tokio_util::sync::CancellationToken;
+
+/// What the daemon serves besides its control socket, each on a loopback address.
+pub struct Served {
+    pub metrics: Option<std::net::SocketAddr>,
+    /// The MCP endpoint, and whether it requires the token.
+    pub http: Option<(std::net::SocketAddr, bool)>,
+}
 
 /// Runs the daemon until interrupted (the engine, and the control socket its clients use),
 /// printing each state change as it happens.
@@ -22,8 +30,9 @@ pub async fn sync_watch(
     dir: &Path,
     manifest: Option<&str>,
     json: bool,
-    metrics_addr: Option<std::net::SocketAddr>,
+    served: Served,
 ) -> Result<()> {
+    let metrics_addr = served.metrics;
     // Claimed before anything connects: a second daemon for this config dir stops here.
     let claimed = control::socket::claim(dir)?;
     let daemon = Daemon::start(DaemonOptions {
@@ -58,6 +67,10 @@ pub async fn sync_watch(
     let shared = std::sync::Arc::new(control::SharedDaemon::new(daemon));
     let socket = claimed.serve(shared.clone());
     tracing::info!(path = %socket.path().display(), "control socket ready");
+    let endpoint = match served.http {
+        None => None,
+        Some((addr, with_token)) => Some(serve_http(dir, shared.clone(), addr, with_token).await?),
+    };
     let interrupted = shutdown_signal();
     tokio::pin!(interrupted);
     loop {
@@ -85,11 +98,43 @@ pub async fn sync_watch(
     if let Some(server) = metrics_server {
         let _ = server.await;
     }
+    if let Some(endpoint) = endpoint {
+        endpoint.close().await;
+    }
     socket.close().await;
     if let Some(daemon) = shared.take().await {
         daemon.shutdown().await?;
     }
     Ok(())
+}
+
+/// Starts the daemon's MCP endpoint and says where it is (and where its token is).
+async fn serve_http(
+    dir: &Path,
+    daemon: std::sync::Arc<control::SharedDaemon>,
+    addr: std::net::SocketAddr,
+    with_token: bool,
+) -> Result<http::HttpEndpoint> {
+    let access = if with_token {
+        http::Access::Token(http::token(dir)?)
+    } else {
+        errln!(
+            "warning: the MCP endpoint takes requests without a token: any program on this \
+             machine can call every tool"
+        );
+        http::Access::Waived
+    };
+    let endpoint = http::HttpEndpoint::start(daemon, addr, access).await?;
+    if with_token {
+        errln!(
+            "mcp: {} (send Authorization: Bearer <the token in {}>)",
+            endpoint.url(),
+            http::token_path(dir).display()
+        );
+    } else {
+        errln!("mcp: {}", endpoint.url());
+    }
+    Ok(endpoint)
 }
 
 /// What to do with an empty registry: the commands that get a user going, naming the other

@@ -73,6 +73,15 @@ impl Served {
             .ok_or_else(|| self.departed.get(name))
     }
 
+    /// The definition served as `name`.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        let at = self
+            .tools
+            .binary_search_by(|t| t.name.as_ref().cmp(name))
+            .ok()?;
+        self.tools.get(at)
+    }
+
     /// The page after the one that ended with `cursor` (the first without), and the cursor of
     /// the next page if there is one.
     pub fn page(&self, cursor: Option<&str>) -> (Vec<Tool>, Option<String>) {
@@ -148,6 +157,8 @@ mod tests {
         let (page, _) = served.page(None);
         assert_eq!(page[0].name, "wiki_pages_get");
         assert_eq!(page[0].description.as_deref(), Some("pages.get of wiki"));
+        assert_eq!(served.tool("wiki_pages_get"), Some(&page[0]));
+        assert_eq!(served.tool("wiki_pages.get"), None);
     }
 
     #[test]

@@ -44,6 +44,15 @@ struct Shared {
     sinks: Mutex<Vec<SubscriptionSink>>,
 }
 
+/// Where the served tools come from.
+pub enum Source {
+    /// The daemon for this config dir, or with none an engine started here (`serve`); found
+    /// again the same way if it goes away.
+    Open(DaemonOptions),
+    /// The daemon of this very process (its HTTP endpoint).
+    Local(Arc<crate::control::SharedDaemon>),
+}
+
 /// The running follower: stop it with [`Following::close`].
 pub struct Following {
     stop: CancellationToken,
@@ -59,9 +68,9 @@ impl Following {
 }
 
 impl AggregatedServer {
-    /// The handler, and the task that opens the upstream (the daemon, or an embedded engine)
-    /// and keeps the served set current; requests wait for the first set.
-    pub fn start(options: DaemonOptions) -> (Self, Following) {
+    /// The handler, and the task that opens the upstream and keeps the served set current;
+    /// requests wait for the first set.
+    pub fn start(source: Source) -> (Self, Following) {
         let (publish_upstream, upstream) = watch::channel(None);
         let (publish_served, served) = watch::channel(None);
         let server = Self {
@@ -75,7 +84,7 @@ impl AggregatedServer {
         let stop = CancellationToken::new();
         let task = tokio::spawn(follow(
             server.clone(),
-            options,
+            source,
             publish_upstream,
             publish_served,
             stop.clone(),
@@ -196,14 +205,18 @@ fn tool_error(message: String) -> CallToolResult {
 /// upstream goes away, opens one again.
 async fn follow(
     server: AggregatedServer,
-    options: DaemonOptions,
+    source: Source,
     publish_upstream: watch::Sender<Option<Upstream>>,
     publish_served: watch::Sender<Option<Arc<Served>>>,
     stop: CancellationToken,
 ) {
     let follow_one = async {
         loop {
-            let upstream = match Upstream::open(&options).await {
+            let opened = match &source {
+                Source::Open(options) => Upstream::open(options).await,
+                Source::Local(daemon) => Ok(Upstream::Local(daemon.clone())),
+            };
+            let upstream = match opened {
                 Ok(upstream) => upstream,
                 Err(error) => {
                     tracing::error!(%error, "cannot open an engine to serve from");
@@ -229,6 +242,10 @@ async fn follow(
                     }
                 },
                 Err(error) => tracing::warn!(%error, "cannot follow the catalog"),
+            }
+            if matches!(source, Source::Local(_)) {
+                // This process's own daemon stopped: so does its endpoint.
+                return;
             }
             tracing::warn!("the upstream went away; opening another");
             if let Some(gone) = publish_upstream.send_replace(None) {
@@ -293,6 +310,11 @@ impl ServerHandler for AggregatedServer {
             "Every tool of the MCP servers Switchboard keeps connected, named \
              <connector>_<tool>.",
         )
+    }
+
+    /// What the HTTP transport checks `Mcp-Param-*` headers against (SEP-2243).
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.shared.served.borrow().as_ref()?.tool(name).cloned()
     }
 
     fn accepted_subscription_filter(

@@ -13,14 +13,20 @@ use crate::daemon::{Daemon, DaemonError, DaemonOptions};
 use crate::engine::EngineSnapshot;
 use crate::wire::{self, Down, Request, WireError};
 
-/// The longest the first tool listing of an embedded engine waits for its connectors: a
-/// client starting its servers should not wait on the slowest one (later ones are announced).
-const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
+/// The longest the first tool listing of an embedded engine waits for its connectors to
+/// settle (each is bounded by its own connect timeout, 10 s by default; one still connecting
+/// after this is announced when it comes). `initialize` does not wait: only the list does, as
+/// a model that starts without some of its tools is worse off than one that starts later.
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub enum Upstream {
+    /// The daemon running for the config dir, over its control socket.
     Daemon(ControlClient),
+    /// An engine started for this process (stopped by [`Upstream::close`]).
     Embedded(Arc<SharedDaemon>),
+    /// The daemon this process is (its own HTTP endpoint): never stopped from here.
+    Local(Arc<SharedDaemon>),
 }
 
 impl Upstream {
@@ -43,7 +49,7 @@ impl Upstream {
     pub async fn ask(&self, request: Request) -> Result<Value, WireError> {
         match self {
             Self::Daemon(client) => client.ask(request).await,
-            Self::Embedded(daemon) => daemon.answer(request).await,
+            Self::Embedded(daemon) | Self::Local(daemon) => daemon.answer(request).await,
         }
     }
 
@@ -51,7 +57,7 @@ impl Upstream {
     pub async fn changes(&self) -> Result<Changes, WireError> {
         Ok(match self {
             Self::Daemon(client) => Changes::Daemon(client.subscribe().await?, client.clone()),
-            Self::Embedded(daemon) => {
+            Self::Embedded(daemon) | Self::Local(daemon) => {
                 let mut snapshots = daemon.get().await?.engine().subscribe();
                 let told = snapshots.borrow_and_update().clone();
                 Changes::Embedded(snapshots, told)

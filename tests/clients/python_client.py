@@ -1,6 +1,8 @@
-"""An AI client as the official Python SDK (PyPI `mcp`) makes one, launching `switchboard serve`.
+"""An AI client as the official Python SDK (PyPI `mcp`) makes one: launching `switchboard serve`,
+or connecting to the daemon's HTTP endpoint.
 
 python_client.py SWITCHBOARD CONFIG_DIR MODE SCENARIO [TOOL ARGS_JSON]
+python_client.py URL - MODE SCENARIO [TOOL ARGS_JSON]   (bearer token from $SWITCHBOARD_TOKEN)
   MODE      legacy (the initialize handshake) | auto (probes server/discover: 2026-07-28)
   SCENARIO  list-call: list every tool, call TOOL with ARGS_JSON, print one JSON line
             watch [TOOL]: list, print {"ready": names}, wait for the tool list to change (the
@@ -11,10 +13,13 @@ Everything it reports is on stdout, one JSON object per line.
 
 import asyncio
 import json
+import os
 import sys
 import time
 
+import httpx2
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 switchboard, config_dir, mode, scenario = sys.argv[1:5]
 changed = asyncio.Event()
@@ -40,9 +45,14 @@ async def all_tools(client):
 
 
 async def main():
-    params = StdioServerParameters(command=switchboard, args=["--config-dir", config_dir, "serve"])
+    if switchboard.startswith("http"):
+        token = os.environ.get("SWITCHBOARD_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        target = streamable_http_client(switchboard, http_client=httpx2.AsyncClient(headers=headers))
+    else:
+        target = StdioServerParameters(command=switchboard, args=["--config-dir", config_dir, "serve"])
     started = time.monotonic()
-    async with Client(params, mode=mode, cache=None, message_handler=on_message) as client:
+    async with Client(target, mode=mode, cache=None, message_handler=on_message) as client:
         connected_ms = (time.monotonic() - started) * 1e3
         if scenario == "list-call":
             tool, arguments = sys.argv[5], json.loads(sys.argv[6])

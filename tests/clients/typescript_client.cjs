@@ -1,12 +1,15 @@
-// An AI client as the official TypeScript SDK (npm `@modelcontextprotocol/sdk`) makes one,
-// launching `switchboard serve`. Run with NODE_PATH at the SDK's node_modules.
+// An AI client as the official TypeScript SDK (npm `@modelcontextprotocol/sdk`) makes one:
+// launching `switchboard serve`, or connecting to the daemon's HTTP endpoint. Run with NODE_PATH
+// at the SDK's node_modules.
 //
 // typescript_client.cjs SWITCHBOARD CONFIG_DIR SCENARIO [TOOL ARGS_JSON]
+// typescript_client.cjs URL - SCENARIO [TOOL ARGS_JSON]   (bearer token from $SWITCHBOARD_TOKEN)
 //   list-call: list every tool, call TOOL with ARGS_JSON, print one JSON line
 //   watch [TOOL]: list, print {"ready": names}, wait for notifications/tools/list_changed,
 //          list again and (with TOOL) call TOOL, print {"changed": names, "text", "is_error"}
 const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
 const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
+const { StreamableHTTPClientTransport } = require("@modelcontextprotocol/sdk/client/streamableHttp.js");
 const { ToolListChangedNotificationSchema } = require("@modelcontextprotocol/sdk/types.js");
 
 const [switchboard, configDir, scenario, tool, args] = process.argv.slice(2);
@@ -24,11 +27,16 @@ async function allTools(client) {
 }
 
 async function main() {
-  const transport = new StdioClientTransport({
-    command: switchboard,
-    args: ["--config-dir", configDir, "serve"],
-    stderr: "inherit",
-  });
+  const token = process.env.SWITCHBOARD_TOKEN;
+  const transport = switchboard.startsWith("http")
+    ? new StreamableHTTPClientTransport(new URL(switchboard), {
+        requestInit: { headers: token ? { Authorization: `Bearer ${token}` } : {} },
+      })
+    : new StdioClientTransport({
+        command: switchboard,
+        args: ["--config-dir", configDir, "serve"],
+        stderr: "inherit",
+      });
   const client = new Client({ name: "typescript-test-client", version: "1.0.0" });
   let changed;
   const listChanged = new Promise((resolve) => (changed = resolve));
@@ -45,7 +53,7 @@ async function main() {
   } else if (scenario === "watch") {
     say({ ready: await allTools(client) });
     const timeout = new Promise((_, reject) =>
-      setTimeout(() => reject(new Error("no list_changed within 30 s")), 30000));
+      setTimeout(() => reject(new Error("no list_changed within 30 s")), 30000).unref());
     await Promise.race([listChanged, timeout]);
     const names = await allTools(client);
     if (tool) {

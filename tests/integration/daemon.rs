@@ -15,6 +15,8 @@ pub struct Daemon {
     child: Child,
     /// The `--metrics` address it printed, if asked to serve metrics.
     metrics: Option<String>,
+    /// The MCP endpoint's URL it printed, if asked to serve one (`--http`).
+    pub mcp: Option<String>,
 }
 
 impl Drop for Daemon {
@@ -26,12 +28,22 @@ impl Drop for Daemon {
 
 /// Starts the daemon for `dir` and waits until its control socket answers.
 pub async fn start_daemon(dir: &Path, with_metrics: bool) -> Daemon {
-    let mut command = switchboard();
-    command.arg("--config-dir").arg(dir).arg("sync");
-    if with_metrics {
-        command.args(["--metrics", "127.0.0.1:0"]);
-    }
-    let mut child = command
+    let args: &[&str] = if with_metrics {
+        &["--metrics", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
+    start_daemon_with(dir, args).await
+}
+
+/// Starts `switchboard sync ARGS` for `dir`; waits for the addresses it was asked to serve on
+/// (`--metrics`, `--http`) and until its control socket answers.
+pub async fn start_daemon_with(dir: &Path, args: &[&str]) -> Daemon {
+    let mut child = switchboard()
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("sync")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -43,20 +55,27 @@ pub async fn start_daemon(dir: &Path, with_metrics: bool) -> Daemon {
             let _ = tx.send(line);
         }
     });
-    let mut metrics = None;
-    if with_metrics {
-        let deadline = std::time::Instant::now() + DEADLINE;
-        while metrics.is_none() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("within {DEADLINE:?}: sync prints its metrics address"));
-            metrics = line
-                .strip_prefix("metrics: http://")
-                .map(|rest| rest.trim_end_matches("/metrics").to_string());
+    let (mut metrics, mut mcp) = (None, None);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while (args.contains(&"--metrics") && metrics.is_none())
+        || (args.contains(&"--http") && mcp.is_none())
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("within {DEADLINE:?}: sync prints the addresses it serves"));
+        if let Some(rest) = line.strip_prefix("metrics: http://") {
+            metrics = Some(rest.trim_end_matches("/metrics").to_string());
+        }
+        if let Some(rest) = line.strip_prefix("mcp: ") {
+            mcp = rest.split_whitespace().next().map(str::to_string);
         }
     }
-    let daemon = Daemon { child, metrics };
+    let daemon = Daemon {
+        child,
+        metrics,
+        mcp,
+    };
     let path = socket_path(dir);
     wait_until("the daemon's control socket answers", || {
         std::os::unix::net::UnixStream::connect(&path).is_ok()

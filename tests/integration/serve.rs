@@ -1,5 +1,6 @@
-//! `switchboard serve` as AI clients meet it: launched by the official Python SDK (both protocol
-//! eras) and TypeScript SDK clients, over a fleet of the fixture and servers nobody here wrote.
+//! The aggregated server as AI clients meet it: `switchboard serve` launched by, and the
+//! daemon's HTTP endpoint reached by, the official Python SDK (both protocol eras) and
+//! TypeScript SDK clients, over a fleet of the fixture and servers nobody here wrote.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use switchboard_fixture::{Fixture, Knobs};
 
-use crate::daemon::{json, start_daemon};
+use crate::daemon::{Daemon, json, start_daemon_with};
 use crate::interop::{everything_js, interop_dir};
 use crate::stdio::fixture_bin;
 use crate::support::*;
@@ -28,6 +29,15 @@ enum Sdk {
     TypeScript,
 }
 
+/// What a client talks to.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// `switchboard serve` for this config dir, launched by the client.
+    Serve(&'a Path),
+    /// The daemon's endpoint, with this bearer token if any.
+    Http(&'a str, Option<&'a str>),
+}
+
 /// One SDK client process, reporting one JSON object per line; killed when dropped.
 struct SdkClient {
     sdk: Sdk,
@@ -36,10 +46,13 @@ struct SdkClient {
 }
 
 impl SdkClient {
-    fn start(sdk: Sdk, dir: &Path, scenario: &[&str]) -> Self {
+    fn start(sdk: Sdk, target: Target, scenario: &[&str]) -> Self {
         let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
         let interop = interop_dir();
-        let switchboard = env!("CARGO_BIN_EXE_switchboard");
+        let (switchboard, dir, token) = match target {
+            Target::Serve(dir) => (env!("CARGO_BIN_EXE_switchboard"), dir, None),
+            Target::Http(url, token) => (url, Path::new("-"), token),
+        };
         let mut command = match sdk {
             Sdk::PythonLegacy | Sdk::PythonAuto => {
                 let mut c = Command::new(interop.join("venv/bin/python"));
@@ -62,6 +75,10 @@ impl SdkClient {
                     .arg(dir);
                 c
             }
+        };
+        match token {
+            Some(token) => command.env("SWITCHBOARD_TOKEN", token),
+            None => command.env_remove("SWITCHBOARD_TOKEN"),
         };
         let mut child = command
             .args(scenario)
@@ -88,6 +105,29 @@ impl SdkClient {
             .recv_timeout(DEADLINE)
             .unwrap_or_else(|_| panic!("within {DEADLINE:?}: the {:?} client reports", self.sdk));
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{:?}: {e}: {line}", self.sdk))
+    }
+}
+
+impl SdkClient {
+    /// Waits for the client to end by itself (closing what it launched) and checks it did well.
+    async fn finish(mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "the {:?} client ended with {status}",
+                    self.sdk
+                );
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "within {DEADLINE:?}: the {:?} client ends",
+                self.sdk
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -179,7 +219,9 @@ async fn sdk_clients_of_both_eras_get_every_tool_under_a_legal_name_and_call_thr
     ];
     let clients: Vec<_> = runs
         .iter()
-        .map(|(sdk, tool, args, _)| SdkClient::start(*sdk, dir, &["list-call", tool, args]))
+        .map(|(sdk, tool, args, _)| {
+            SdkClient::start(*sdk, Target::Serve(dir), &["list-call", tool, args])
+        })
         .collect();
     for (client, (sdk, tool, _, expected)) in clients.iter().zip(&runs) {
         let report = client.next();
@@ -223,10 +265,14 @@ async fn sdk_clients_of_both_eras_get_every_tool_under_a_legal_name_and_call_thr
             Sdk::TypeScript => assert_eq!(report["server"], "switchboard"),
         }
     }
+    for client in clients {
+        client.finish().await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn with_a_daemon_serve_relays_and_a_toggle_elsewhere_reaches_every_client_at_once() {
+/// The fixture over HTTP (`fx`, two tools, its requests counted here) and mcp-server-time
+/// (`time`), both healthy under a daemon started with `args`.
+async fn healthy_fleet_under_a_daemon(args: &[&str]) -> (Fixture, tempfile::TempDir, Daemon) {
     let fixture = Fixture::start(Knobs {
         tools: 2,
         ..Knobs::default()
@@ -238,7 +284,7 @@ async fn with_a_daemon_serve_relays_and_a_toggle_elsewhere_reaches_every_client_
     let out = run_cli(dir, &["registry", "add", "fx", "--url", &fixture.url()]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     add_stdio(dir, "time", &time_server(), &[]);
-    let _daemon = start_daemon(dir, false).await;
+    let daemon = start_daemon_with(dir, args).await;
     let start = Instant::now();
     loop {
         let status = json(&run_cli(dir, &["status", "--json"]).await);
@@ -255,6 +301,18 @@ async fn with_a_daemon_serve_relays_and_a_toggle_elsewhere_reaches_every_client_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (fixture, tmp, daemon)
+}
+
+/// Three clients (Python in both eras, TypeScript) watch `target`; `fx` is switched off from
+/// another process; each is told, re-lists without fx's tools within [`CHANGE_LIMIT`], and a
+/// late call to a tool that left gets a tool error saying why. Their listing never reached the
+/// server and opened no session of its own.
+async fn a_toggle_elsewhere_reaches_every_client(
+    fixture: &Fixture,
+    dir: &Path,
+    target: Target<'_>,
+) {
     let handshakes = || {
         let methods = fixture.methods();
         methods
@@ -273,7 +331,7 @@ async fn with_a_daemon_serve_relays_and_a_toggle_elsewhere_reaches_every_client_
     let sdks = [Sdk::PythonLegacy, Sdk::PythonAuto, Sdk::TypeScript];
     let clients: Vec<_> = sdks
         .iter()
-        .map(|sdk| SdkClient::start(*sdk, dir, &["watch", "fx_tool_000"]))
+        .map(|sdk| SdkClient::start(*sdk, target, &["watch", "fx_tool_000"]))
         .collect();
     for client in &clients {
         let ready = names(&client.next(), "ready");
@@ -291,7 +349,7 @@ async fn with_a_daemon_serve_relays_and_a_toggle_elsewhere_reaches_every_client_
     assert_eq!(
         handshakes(),
         handshakes_before,
-        "serve opened no session of its own: {:?}",
+        "no session of its own to the server: {:?}",
         fixture.methods()
     );
 
@@ -321,4 +379,83 @@ async fn with_a_daemon_serve_relays_and_a_toggle_elsewhere_reaches_every_client_
             client.sdk
         );
     }
+    for client in clients {
+        client.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_daemon_serve_relays_and_a_toggle_elsewhere_reaches_every_client_at_once() {
+    let (fixture, tmp, _daemon) = healthy_fleet_under_a_daemon(&[]).await;
+    a_toggle_elsewhere_reaches_every_client(&fixture, tmp.path(), Target::Serve(tmp.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_endpoint_serves_both_eras_with_its_token_and_refuses_strangers() {
+    let (fixture, tmp, daemon) = healthy_fleet_under_a_daemon(&["--http", "127.0.0.1:0"]).await;
+    let url = daemon.mcp.clone().expect("sync printed its MCP endpoint");
+    let token_file = tmp.path().join("endpoint-token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is the user's alone");
+
+    let port = url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .unwrap();
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "probe", "version": "1"}}});
+    let http = reqwest::Client::new();
+    let post = |headers: &[(&str, String)]| {
+        let mut request = http
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&initialize);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send()
+    };
+    let bearer = ("Authorization", format!("Bearer {token}"));
+    let cases = [
+        ("no token", vec![], 401),
+        (
+            "a wrong token",
+            vec![("Authorization", "Bearer nope".to_string())],
+            401,
+        ),
+        (
+            "a foreign Origin",
+            vec![bearer.clone(), ("Origin", "http://evil.example".into())],
+            403,
+        ),
+        (
+            "a rebound Host",
+            vec![bearer.clone(), ("Host", format!("evil.example:{port}"))],
+            403,
+        ),
+        (
+            "a page on this machine",
+            vec![
+                bearer.clone(),
+                ("Origin", format!("http://localhost:{port}")),
+            ],
+            200,
+        ),
+        ("the token alone", vec![bearer.clone()], 200),
+    ];
+    for (what, headers, expected) in cases {
+        let response = post(&headers).await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            expected,
+            "{what}: {:?}",
+            response.text().await
+        );
+    }
+    a_toggle_elsewhere_reaches_every_client(&fixture, tmp.path(), Target::Http(&url, Some(&token)))
+        .await;
 }
