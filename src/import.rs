@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use indexmap::IndexMap;
 
-pub use formats::{MAX_CONFIG_BYTES, secrets_in};
+pub use formats::{MAX_CONFIG_BYTES, MAX_DEPTH, secrets_in, within_depth};
 
 use crate::registry::model::{Launch, ServerEntry, ServerName};
 use crate::registry::{Edit, RegistrySnapshot};

@@ -15,6 +15,8 @@ pub mod alerts;
 pub mod backoff;
 /// Every live tool, named `connector.tool`.
 pub mod catalog;
+/// The AI clients' own configs: does each route through Switchboard; installing its entry.
+pub mod clients;
 /// The desired set of connectors, from the registry (and the manifest).
 pub mod connector;
 /// The daemon's door for its clients: answering the wire's requests, the control socket.

@@ -19,11 +19,11 @@ pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Deepest nesting of arrays and objects read: serde_json's own limit. `json5` has none and
 /// recurses, so 30,000 `[` overflowed the stack.
-const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = 128;
 
 /// Checks, before parsing, that arrays and objects in `text` nest at most `max` deep (strings
 /// and comments skipped, as JSON5 writes them).
-fn within_depth(text: &str, max: usize) -> Result<(), String> {
+pub fn within_depth(text: &str, max: usize) -> Result<(), String> {
     let mut depth = 0usize;
     let mut line = 1;
     let mut chars = text.chars().peekable();

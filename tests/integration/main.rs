@@ -5,6 +5,7 @@
 )]
 
 mod cli;
+mod clients;
 mod daemon;
 mod engine;
 mod hostile;
