@@ -303,6 +303,13 @@ impl AddArgs {
     }
 }
 
+impl Cli {
+    /// Whether this command relays one client's messages (`serve`).
+    pub fn relays(&self) -> bool {
+        matches!(self.command, Command::Serve { .. })
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     if let Command::ConformanceClient { url } = &cli.command {
         return conformance::run(url).await;

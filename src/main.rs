@@ -6,8 +6,29 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    // `serve` relays one client's messages: on one thread every hop is a plain task switch,
+    // not a wake-up of another thread (measured in benches/endpoint.rs).
+    let runtime = if cli.relays() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: cli::Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -18,7 +39,7 @@ async fn main() -> ExitCode {
         // Colours only for a person at a terminal, never into a pipe or a log file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match cli::run(cli::Cli::parse()).await {
+    match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         // `switchboard tools | head`: the reader left; nothing is wrong.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
