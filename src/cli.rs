@@ -21,6 +21,7 @@ macro_rules! errln {
 mod clients;
 mod conformance;
 mod connectors;
+mod daemon;
 mod registry;
 pub mod terminal;
 
@@ -91,10 +92,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List every tool of every connector, as CONNECTOR.TOOL.
+    /// List every tool of every connector, as CONNECTOR.TOOL, with what serving them costs a
+    /// model's context; or switch one on or off for AI clients.
     Tools {
-        /// Print a JSON array: each tool's name, connector, name on its server, description
-        /// and input schema (the arguments it takes).
+        #[command(subcommand)]
+        action: Option<ToolsAction>,
+        /// Print a JSON array: each tool's name, connector, name on its server, description,
+        /// input schema (the arguments it takes), whether it is served and its context cost.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -127,6 +131,15 @@ enum Command {
     /// Run one scenario of the official MCP client conformance suite against URL.
     #[command(hide = true)]
     ConformanceClient { url: String },
+}
+
+#[derive(Subcommand)]
+enum ToolsAction {
+    /// Serve CONNECTOR.TOOL to AI clients again.
+    Enable { tool: String },
+    /// Stop serving CONNECTOR.TOOL to AI clients (kept in servers.json; the connector and its
+    /// other tools stay as they are).
+    Disable { tool: String },
 }
 
 #[derive(Subcommand)]
@@ -333,11 +346,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             http,
             http_without_token,
         } => {
-            let served = connectors::Served {
+            let served = daemon::Served {
                 metrics,
                 http: http.map(|addr| (addr, !http_without_token)),
             };
-            connectors::sync_watch(&dir, manifest.manifest.as_deref(), json, served).await
+            daemon::sync_watch(&dir, manifest.manifest.as_deref(), json, served).await
         }
         Command::Client(ClientCommand::List { json }) => clients::list(json),
         Command::Client(ClientCommand::Install {
@@ -367,9 +380,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Status { json } => connectors::status(&dir, json).await,
-        Command::Tools { json, manifest } => {
-            connectors::tools(&dir, manifest.manifest.as_deref(), json).await
+        Command::Tools {
+            action: Some(action),
+            ..
+        } => {
+            let (tool, enabled) = match action {
+                ToolsAction::Enable { tool } => (tool, true),
+                ToolsAction::Disable { tool } => (tool, false),
+            };
+            registry::set_tool_enabled(dir, &tool, enabled).await
         }
+        Command::Tools {
+            action: None,
+            json,
+            manifest,
+        } => connectors::tools(&dir, manifest.manifest.as_deref(), json).await,
         Command::Call {
             tool,
             args,

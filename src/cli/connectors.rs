@@ -1,5 +1,5 @@
-//! `sync`, `status`, `tools` and `call`: the daemon (`sync` runs one), and its clients, which
-//! ask the running daemon or, with none, an engine started for the one command.
+//! `sync --once`, `status`, `tools` and `call`: the daemon's clients, which ask the running
+//! daemon or, with none, an engine started for the one command.
 
 use std::path::Path;
 
@@ -11,217 +11,9 @@ use switchboard::catalog::split_qualified;
 use switchboard::control::{self, ControlClient};
 use switchboard::daemon::{Daemon, DaemonOptions};
 use switchboard::desired::ManifestView;
-use switchboard::endpoint::http;
-use switchboard::engine::EngineEvent;
-use switchboard::metrics;
 use switchboard::wire::{Request, WireError};
-use tokio_util::sync::CancellationToken;
 
-/// What the daemon serves besides its control socket, each on a loopback address.
-pub struct Served {
-    pub metrics: Option<std::net::SocketAddr>,
-    /// The MCP endpoint, and whether it requires the token.
-    pub http: Option<(std::net::SocketAddr, bool)>,
-}
-
-/// Runs the daemon until interrupted (the engine, and the control socket its clients use),
-/// printing each state change as it happens.
-pub async fn sync_watch(
-    dir: &Path,
-    manifest: Option<&str>,
-    json: bool,
-    served: Served,
-) -> Result<()> {
-    let metrics_addr = served.metrics;
-    // Claimed before anything connects: a second daemon for this config dir stops here.
-    let claimed = control::socket::claim(dir)?;
-    let daemon = Daemon::start(DaemonOptions {
-        config_dir: dir.to_path_buf(),
-        manifest: manifest.map(str::to_string),
-    })
-    .await?;
-    let count = daemon.engine().snapshot().connectors.len();
-    let manifest_note = manifest
-        .map(|m| format!(", manifest {m}"))
-        .unwrap_or_default();
-    errln!(
-        "switchboard: following {count} connector(s) (registry in {}{manifest_note}); Ctrl-C to stop",
-        dir.display()
-    );
-    if count == 0 && manifest.is_none() {
-        eprint!("{}", first_steps());
-    }
-    let stop = CancellationToken::new();
-    let metrics_server = match metrics_addr {
-        None => None,
-        Some(addr) => {
-            let (bound, task) = metrics::serve(daemon.engine().metrics(), addr, stop.clone())
-                .await
-                .with_context(|| format!("cannot serve metrics on {addr}"))?;
-            errln!("metrics: http://{bound}/metrics");
-            Some(task)
-        }
-    };
-    let mut events = daemon.engine().events();
-    let mut manifest_views = daemon.manifest();
-    let shared = std::sync::Arc::new(control::SharedDaemon::new(daemon));
-    let socket = claimed.serve(shared.clone());
-    tracing::info!(path = %socket.path().display(), "control socket ready");
-    let endpoint = match served.http {
-        None => None,
-        Some((addr, with_token)) => Some(serve_http(dir, shared.clone(), addr, with_token).await?),
-    };
-    let interrupted = shutdown_signal();
-    tokio::pin!(interrupted);
-    loop {
-        tokio::select! {
-            _ = &mut interrupted => break,
-            event = events.recv() => match event {
-                Ok(event) => print_event(&event, json)?,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    errln!("({missed} events skipped: printing fell behind)");
-                }
-                Err(_) => break,
-            },
-            changed = manifest_views.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let view = manifest_views.borrow_and_update().clone();
-                if let Some(view) = view {
-                    print_manifest(&view, json)?;
-                }
-            }
-        }
-    }
-    stop.cancel();
-    if let Some(server) = metrics_server {
-        let _ = server.await;
-    }
-    if let Some(endpoint) = endpoint {
-        endpoint.close().await;
-    }
-    socket.close().await;
-    if let Some(daemon) = shared.take().await {
-        daemon.shutdown().await?;
-    }
-    Ok(())
-}
-
-/// Starts the daemon's MCP endpoint and says where it is (and where its token is).
-async fn serve_http(
-    dir: &Path,
-    daemon: std::sync::Arc<control::SharedDaemon>,
-    addr: std::net::SocketAddr,
-    with_token: bool,
-) -> Result<http::HttpEndpoint> {
-    let access = if with_token {
-        http::Access::Token(http::token(dir)?)
-    } else {
-        errln!(
-            "warning: the MCP endpoint takes requests without a token: any program on this \
-             machine can call every tool"
-        );
-        http::Access::Waived
-    };
-    let endpoint = http::HttpEndpoint::start(daemon, addr, access).await?;
-    if with_token {
-        errln!(
-            "mcp: {} (send Authorization: Bearer <the token in {}>)",
-            endpoint.url(),
-            http::token_path(dir).display()
-        );
-    } else {
-        errln!("mcp: {}", endpoint.url());
-    }
-    Ok(endpoint)
-}
-
-/// What to do with an empty registry: the commands that get a user going, naming the other
-/// clients' configs found on this machine.
-fn first_steps() -> String {
-    use switchboard::import::{Places, detect_all};
-    let found: Vec<String> = Places::detect()
-        .map(|places| detect_all(&places))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(kind, path)| format!("{kind} ({})", path.display()))
-        .collect();
-    let import = if found.is_empty() {
-        "  switchboard registry import --from PATH        # another client's MCP config file\n"
-            .to_string()
-    } else {
-        format!(
-            "  switchboard registry import --dry-run          # see what would come from {}\n  \
-             switchboard registry import                    # then bring them over\n",
-            found.join(", ")
-        )
-    };
-    format!(
-        "switchboard: no servers yet. To add some (this daemon follows the registry as it changes):\n\
-         {import}  \
-         switchboard registry add NAME --url URL        # a remote server (streamable HTTP)\n  \
-         switchboard registry add NAME --command CMD    # a local server it starts (stdio)\n"
-    )
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-fn print_event(event: &EngineEvent, json: bool) -> Result<()> {
-    match event {
-        EngineEvent::StateChanged {
-            id,
-            from,
-            to,
-            reason,
-        } => {
-            if json {
-                let line = serde_json::json!({"event": "state", "id": id, "from": from, "state": to, "reason": reason});
-                outln!("{line}");
-            } else {
-                let reason = reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                outln!("{id}: {} -> {}{reason}", from.as_str(), to.as_str());
-            }
-        }
-        EngineEvent::Removed { id } => {
-            if json {
-                outln!("{}", serde_json::json!({"event": "removed", "id": id}));
-            } else {
-                outln!("{id}: removed");
-            }
-        }
-        EngineEvent::ToolsChanged { id, count } => {
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::json!({"event": "tools", "id": id, "tools": count})
-                );
-            } else {
-                outln!("{id}: {count} tools");
-            }
-        }
-    }
-    Ok(())
-}
-
-fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
+pub fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
     if json {
         let line = serde_json::json!({"event": "manifest", "connectors": view.connectors, "stale": view.stale});
         outln!("{line}");
@@ -447,6 +239,16 @@ struct ToolRow {
     description: Option<String>,
     /// The JSON Schema of its arguments.
     input_schema: Value,
+    /// Whether AI clients are served it.
+    #[serde(default = "yes")]
+    enabled: bool,
+    /// About a token per 4 bytes of its definition.
+    #[serde(default)]
+    context_tokens: usize,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()> {
@@ -459,11 +261,15 @@ pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()>
         outln!("{}", serde_json::to_string(&tools)?);
     } else {
         for tool in &tools {
+            let off = if tool.enabled { "" } else { "[off] " };
             outln!(
-                "{}  {}",
+                "{}  {off}{}",
                 tool.name,
                 tool.description.as_deref().unwrap_or("")
             );
+        }
+        if !tools.is_empty() {
+            outln!("{}", context_summary(&tools));
         }
     }
     for row in overview?.connectors.iter().filter(|r| r.reason.is_some()) {
@@ -475,6 +281,28 @@ pub async fn tools(dir: &Path, manifest: Option<&str>, json: bool) -> Result<()>
         );
     }
     Ok(())
+}
+
+/// "serving 5 of 6 tools to AI clients, about 420 tokens of context (fx 180, time 240)".
+fn context_summary(tools: &[ToolRow]) -> String {
+    let mut per_connector: Vec<(&str, usize)> = Vec::new();
+    for tool in tools.iter().filter(|t| t.enabled) {
+        match per_connector.iter_mut().find(|(c, _)| *c == tool.connector) {
+            Some((_, tokens)) => *tokens += tool.context_tokens,
+            None => per_connector.push((&tool.connector, tool.context_tokens)),
+        }
+    }
+    let served = tools.iter().filter(|t| t.enabled).count();
+    let total: usize = per_connector.iter().map(|(_, t)| t).sum();
+    let parts: Vec<String> = per_connector
+        .iter()
+        .map(|(c, t)| format!("{c} {t}"))
+        .collect();
+    format!(
+        "serving {served} of {} tools to AI clients, about {total} tokens of context ({})",
+        tools.len(),
+        parts.join(", ")
+    )
 }
 
 pub async fn call(
