@@ -73,8 +73,20 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
                 reply(())
             }
         }
-        Request::Tools {} => reply(overview::tools(&daemon.engine().snapshot())),
+        Request::Tools {} => reply(overview::tools(
+            &daemon.engine().snapshot(),
+            &daemon.registry().snapshot(),
+        )),
         Request::CallTool { tool, arguments } => reply(daemon.call_tool(&tool, arguments).await?),
+        Request::SetToolEnabled { tool, enabled } => {
+            let Some((connector, tool)) = crate::catalog::split_qualified(&tool) else {
+                return Err(WireError {
+                    field: Some("tool".into()),
+                    ..WireError::new("invalid", format!("{tool:?} is not CONNECTOR.TOOL"))
+                });
+            };
+            reply(daemon.set_tool_enabled(connector, tool, enabled).await?)
+        }
         Request::LatencySvg { id, dark } => reply(daemon.latency_svg(&id, dark)),
         Request::RegistryEntries {} => {
             reply(overview::registry_entries(&daemon.registry().snapshot()))

@@ -24,14 +24,47 @@ use crate::session::{HttpClientError, http_client};
 /// A tool's answer, as its server gave it (the UI shows it whole).
 pub use rmcp::model::CallToolResult;
 
+/// What decides the tools served to AI clients: the catalog (the engine builds a new one only
+/// when tools change) and the tools the user switched off.
+#[derive(PartialEq)]
+struct ServedTools {
+    catalog: usize,
+    switched_off: Vec<(String, Vec<String>)>,
+}
+
+impl ServedTools {
+    fn of(engine: &EngineSnapshot, registry: &crate::registry::RegistrySnapshot) -> Self {
+        let servers = registry
+            .servers
+            .iter()
+            .map(|(name, entry)| (name.to_string(), entry.disabled_tools.clone()));
+        let overrides = registry
+            .overrides
+            .iter()
+            .map(|(id, o)| (id.clone(), o.disabled_tools.clone()));
+        Self {
+            catalog: Arc::as_ptr(&engine.catalog) as usize,
+            switched_off: servers
+                .chain(overrides)
+                .filter(|(_, off)| !off.is_empty())
+                .collect(),
+        }
+    }
+}
+
 /// Publishes the overview of the engine's snapshot, the registry and the manifest whenever one
-/// of them changes (and only when the overview does), until `stop`.
+/// of them changes (and only when the overview does), and counts the changes of the tools
+/// served to AI clients, until `stop`.
 fn compose_overviews(
     mut engine: watch::Receiver<Arc<EngineSnapshot>>,
     mut registry: watch::Receiver<Arc<crate::registry::RegistrySnapshot>>,
     mut manifest: watch::Receiver<Option<ManifestView>>,
     stop: CancellationToken,
-) -> (watch::Receiver<Arc<Overview>>, tokio::task::JoinHandle<()>) {
+) -> (
+    watch::Receiver<Arc<Overview>>,
+    watch::Receiver<u64>,
+    tokio::task::JoinHandle<()>,
+) {
     let compose = |engine: &watch::Receiver<Arc<EngineSnapshot>>,
                    registry: &watch::Receiver<Arc<crate::registry::RegistrySnapshot>>,
                    manifest: &watch::Receiver<Option<ManifestView>>| {
@@ -42,6 +75,8 @@ fn compose_overviews(
         )
     };
     let (publish, overviews) = watch::channel(Arc::new(compose(&engine, &registry, &manifest)));
+    let (count_tool_changes, tool_changes) = watch::channel(0u64);
+    let mut served = ServedTools::of(&engine.borrow(), &registry.borrow());
     let task = tokio::spawn(async move {
         loop {
             let changed = tokio::select! {
@@ -53,6 +88,11 @@ fn compose_overviews(
             if changed.is_err() {
                 return;
             }
+            let now = ServedTools::of(&engine.borrow(), &registry.borrow());
+            if now != served {
+                served = now;
+                count_tool_changes.send_modify(|n| *n += 1);
+            }
             let next = compose(&engine, &registry, &manifest);
             publish.send_if_modified(|current| {
                 let news = **current != next;
@@ -63,7 +103,7 @@ fn compose_overviews(
             });
         }
     });
-    (overviews, task)
+    (overviews, tool_changes, task)
 }
 
 /// The longest a one-shot run waits for the manifest's first refresh (the loader gives up
@@ -149,6 +189,7 @@ pub struct Daemon {
     specs: watch::Receiver<Vec<ConnectorSpec>>,
     manifest: watch::Receiver<Option<ManifestView>>,
     overviews: watch::Receiver<Arc<Overview>>,
+    tool_changes: watch::Receiver<u64>,
     default_manifest: Option<String>,
     stop: CancellationToken,
     /// Stops the feed if the daemon is dropped without a shutdown.
@@ -191,7 +232,7 @@ impl Daemon {
             EngineOptions::from_env(),
             metrics,
         );
-        let (overviews, composer) = compose_overviews(
+        let (overviews, tool_changes, composer) = compose_overviews(
             engine.subscribe(),
             registry.subscribe(),
             feed.views.clone(),
@@ -203,6 +244,7 @@ impl Daemon {
             specs: feed.specs,
             manifest: feed.views,
             overviews,
+            tool_changes,
             default_manifest: options.manifest,
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
@@ -237,6 +279,29 @@ impl Daemon {
     /// The overview, and every change of it: the one the tray, the window and `status` read.
     pub fn overviews(&self) -> watch::Receiver<Arc<Overview>> {
         self.overviews.clone()
+    }
+
+    /// Changes (by count) whenever the tools served to AI clients may have: one came or went,
+    /// or the user switched one on or off.
+    pub fn tool_changes(&self) -> watch::Receiver<u64> {
+        self.tool_changes.clone()
+    }
+
+    /// Switches `connector`'s `tool` on or off for AI clients, durably.
+    pub async fn set_tool_enabled(
+        &self,
+        connector: &str,
+        tool: &str,
+        enabled: bool,
+    ) -> Result<(), DaemonError> {
+        self.registry
+            .apply(vec![Edit::SetToolEnabled {
+                connector: connector.to_string(),
+                tool: tool.to_string(),
+                enabled,
+            }])
+            .await?;
+        Ok(())
     }
 
     pub fn registry(&self) -> &Registry {

@@ -65,19 +65,35 @@ pub struct ToolView {
     pub input_schema: Value,
     /// The whole definition as its server gave it (what the aggregated server passes on).
     pub definition: rmcp::model::Tool,
+    /// Whether AI clients are served it (the user may switch tools off).
+    #[serde(default = "served_by_default")]
+    pub enabled: bool,
+    /// What its definition costs a model's context: about a token per 4 bytes of its JSON.
+    #[serde(default)]
+    pub context_tokens: usize,
 }
 
-pub fn tools(engine: &EngineSnapshot) -> Vec<ToolView> {
+fn served_by_default() -> bool {
+    true
+}
+
+pub fn tools(engine: &EngineSnapshot, registry: &RegistrySnapshot) -> Vec<ToolView> {
     engine
         .catalog
         .iter()
-        .map(|(name, entry)| ToolView {
-            name: name.to_string(),
-            connector: entry.connector.to_string(),
-            tool: entry.tool.name.to_string(),
-            description: entry.tool.description.as_ref().map(ToString::to_string),
-            input_schema: Value::Object((*entry.tool.input_schema).clone()),
-            definition: entry.tool.clone(),
+        .map(|(name, entry)| {
+            let bytes = serde_json::to_vec(&entry.tool).map_or(0, |json| json.len());
+            let tool = entry.tool.name.to_string();
+            ToolView {
+                name: name.to_string(),
+                connector: entry.connector.to_string(),
+                enabled: !registry.disabled_tools(&entry.connector).contains(&tool),
+                tool,
+                description: entry.tool.description.as_ref().map(ToString::to_string),
+                input_schema: Value::Object((*entry.tool.input_schema).clone()),
+                definition: entry.tool.clone(),
+                context_tokens: bytes.div_ceil(4),
+            }
         })
         .collect()
 }

@@ -85,6 +85,21 @@ pub struct RegistrySnapshot {
     pub file_error: Option<RegistryError>,
 }
 
+impl RegistrySnapshot {
+    /// The tools of `connector` the user switched off: a registry server's own list, else its
+    /// manifest override's.
+    pub fn disabled_tools(&self, connector: &str) -> &[String] {
+        if let Ok(name) = model::ServerName::new(connector)
+            && let Some(entry) = self.servers.get(&name)
+        {
+            return &entry.disabled_tools;
+        }
+        self.overrides
+            .get(connector)
+            .map_or(&[], |o| o.disabled_tools.as_slice())
+    }
+}
+
 impl PartialEq for RegistrySnapshot {
     fn eq(&self, other: &Self) -> bool {
         let error_text = |s: &Self| s.file_error.as_ref().map(ToString::to_string);

@@ -45,6 +45,11 @@ pub enum Request {
         #[serde(default)]
         arguments: Value,
     },
+    /// Switches one tool (`connector.tool`) on or off for AI clients.
+    SetToolEnabled {
+        tool: String,
+        enabled: bool,
+    },
     LatencySvg {
         id: String,
         #[serde(default)]

@@ -12,6 +12,37 @@ use switchboard::registry::{Registry, RegistryOptions, RegistrySnapshot};
 
 use super::{ExportFormat, RegistryCommand};
 
+/// `tools enable|disable CONNECTOR.TOOL`: one edit through the registry, which the daemon
+/// (and every `serve` relaying to it) follows.
+pub async fn set_tool_enabled(dir: PathBuf, qualified: &str, enabled: bool) -> Result<()> {
+    let (connector, tool) = switchboard::catalog::split_qualified(qualified)
+        .with_context(|| format!("{qualified:?} is not CONNECTOR.TOOL"))?;
+    let registry = Registry::open(RegistryOptions {
+        watch: false,
+        ..RegistryOptions::in_dir(&dir)
+    })
+    .await?;
+    registry
+        .apply(vec![switchboard::registry::Edit::SetToolEnabled {
+            connector: connector.to_string(),
+            tool: tool.to_string(),
+            enabled,
+        }])
+        .await?;
+    if enabled {
+        outln!("serving {qualified} to AI clients again");
+    } else {
+        outln!("no longer serving {qualified} to AI clients (kept in servers.json)");
+    }
+    if let Err(error) = registry.close().await {
+        errln!(
+            "warning: the edit is kept in servers.journal, but servers.json could not be \
+             rewritten ({error}); the next write will"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(dir: PathBuf, command: RegistryCommand) -> Result<()> {
     let registry = Registry::open(RegistryOptions {
         watch: false, // one command, then exit: nothing to watch for

@@ -210,9 +210,7 @@ mod serve {
     use tokio_util::codec::{Framed, LinesCodecError};
     use tokio_util::sync::CancellationToken;
 
-    use crate::catalog::Catalog;
     use crate::control::SharedDaemon;
-    use crate::engine::EngineSnapshot;
     use crate::wire::{self, Call, Down, Request, WireError};
 
     pub(super) async fn accept(
@@ -251,7 +249,7 @@ mod serve {
         // Set once the client subscribes: the daemon's events, passed on as they come, and the
         // engine's snapshots, to tell it when the catalog changes.
         let mut events: Option<broadcast::Receiver<Down>> = None;
-        let mut snapshots: Option<CatalogWatch> = None;
+        let mut tool_changes: Option<watch::Receiver<u64>> = None;
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -260,7 +258,7 @@ mod serve {
                         break;
                     }
                 }
-                () = catalog_changed(&mut snapshots) => {
+                () = tools_changed(&mut tool_changes) => {
                     let event = Down::Event { name: wire::TOOLS_EVENT.into(), payload: serde_json::Value::Null };
                     if to_client.send(line_of(&event)).await.is_err() {
                         break;
@@ -276,7 +274,7 @@ mod serve {
                         }
                         Ok(call) if call.command == wire::SUBSCRIBE => {
                             events = Some(daemon.events());
-                            snapshots = daemon.get().await.ok().map(|d| CatalogWatch::new(d.engine().subscribe()));
+                            tool_changes = daemon.get().await.ok().map(|d| d.tool_changes());
                             let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
                         }
                         Ok(call) => {
@@ -326,34 +324,14 @@ mod serve {
         }
     }
 
-    /// The engine's snapshots, and the catalog last told about.
-    struct CatalogWatch {
-        snapshots: watch::Receiver<Arc<EngineSnapshot>>,
-        told: Arc<Catalog>,
-    }
-
-    impl CatalogWatch {
-        fn new(mut snapshots: watch::Receiver<Arc<EngineSnapshot>>) -> Self {
-            let told = snapshots.borrow_and_update().catalog.clone();
-            Self { snapshots, told }
-        }
-    }
-
-    /// Returns when the catalog has changed since last told (the engine builds a new one only
-    /// when tools change); never, without a subscription or once the engine has stopped.
-    async fn catalog_changed(watch: &mut Option<CatalogWatch>) {
-        let Some(watch) = watch else {
+    /// Returns when the tools served to AI clients may have changed since last told; never,
+    /// without a subscription or once the daemon has stopped.
+    async fn tools_changed(changes: &mut Option<watch::Receiver<u64>>) {
+        let Some(changes) = changes else {
             return std::future::pending().await;
         };
-        loop {
-            if watch.snapshots.changed().await.is_err() {
-                return std::future::pending().await;
-            }
-            let catalog = watch.snapshots.borrow_and_update().catalog.clone();
-            if !Arc::ptr_eq(&catalog, &watch.told) {
-                watch.told = catalog;
-                return;
-            }
+        if changes.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 

@@ -30,6 +30,7 @@ impl Served {
     pub fn new(tools: Vec<ToolView>, previous: Option<&Served>) -> Self {
         let mut definitions: HashMap<Origin, Tool> = tools
             .into_iter()
+            .filter(|view| view.enabled)
             .map(|view| {
                 let origin = Origin {
                     connector: view.connector,
@@ -129,6 +130,8 @@ mod tests {
             description: None,
             input_schema: serde_json::json!({}),
             definition,
+            enabled: true,
+            context_tokens: 10,
         }
     }
 
@@ -159,6 +162,18 @@ mod tests {
         assert_eq!(page[0].description.as_deref(), Some("pages.get of wiki"));
         assert_eq!(served.tool("wiki_pages_get"), Some(&page[0]));
         assert_eq!(served.tool("wiki_pages.get"), None);
+    }
+
+    #[test]
+    fn tools_switched_off_are_not_served() {
+        let mut off = view("wiki", "delete");
+        off.enabled = false;
+        let served = Served::new(vec![view("wiki", "search"), off], None);
+        assert!(served.tool("wiki_search").is_some());
+        assert!(
+            served.tool("wiki_delete").is_none(),
+            "switched off by the user"
+        );
     }
 
     #[test]

@@ -10,7 +10,6 @@ use tokio::sync::{broadcast, watch};
 
 use crate::control::{ControlClient, SharedDaemon};
 use crate::daemon::{Daemon, DaemonError, DaemonOptions};
-use crate::engine::EngineSnapshot;
 use crate::wire::{self, Down, Request, WireError};
 
 /// The longest the first tool listing of an embedded engine waits for its connectors to
@@ -58,9 +57,9 @@ impl Upstream {
         Ok(match self {
             Self::Daemon(client) => Changes::Daemon(client.subscribe().await?, client.clone()),
             Self::Embedded(daemon) | Self::Local(daemon) => {
-                let mut snapshots = daemon.get().await?.engine().subscribe();
-                let told = snapshots.borrow_and_update().clone();
-                Changes::Embedded(snapshots, told)
+                let mut changes = daemon.get().await?.tool_changes();
+                changes.borrow_and_update();
+                Changes::Embedded(changes)
             }
         })
     }
@@ -79,7 +78,7 @@ impl Upstream {
 /// Catalog changes, as an upstream tells them.
 pub enum Changes {
     Daemon(broadcast::Receiver<Down>, ControlClient),
-    Embedded(watch::Receiver<Arc<EngineSnapshot>>, Arc<EngineSnapshot>),
+    Embedded(watch::Receiver<u64>),
 }
 
 /// Why [`Changes::next`] ended.
@@ -105,15 +104,7 @@ impl Changes {
                     },
                 }
             },
-            Self::Embedded(snapshots, told) => loop {
-                snapshots.changed().await.map_err(|_| Ended::Gone)?;
-                let now = snapshots.borrow_and_update().clone();
-                let changed = !Arc::ptr_eq(&now.catalog, &told.catalog);
-                *told = now;
-                if changed {
-                    return Ok(());
-                }
-            },
+            Self::Embedded(changes) => changes.changed().await.map_err(|_| Ended::Gone),
         }
     }
 }

@@ -32,6 +32,13 @@ pub enum Edit {
     },
     /// Sets (or with `None` clears) the manifest to follow: a URL or a file path.
     SetManifest { source: Option<String> },
+    /// Switches one tool of a connector on or off for AI clients: in the registry server's
+    /// entry, or for a manifest connector in its override.
+    SetToolEnabled {
+        connector: String,
+        tool: String,
+        enabled: bool,
+    },
 }
 
 /// Why an edit could not be applied.
@@ -48,6 +55,8 @@ pub enum EditRejected {
     InvalidConnector(String),
     #[error("manifest {0:?} is empty or has control characters")]
     InvalidManifest(String),
+    #[error("tool name {0:?} is empty or has control characters")]
+    InvalidTool(String),
 }
 
 impl Edit {
@@ -89,13 +98,59 @@ impl Edit {
                             .entry(connector.clone())
                             .or_insert_with(|| ConnectorOverride {
                                 enabled: None,
+                                disabled_tools: Vec::new(),
                                 extra: Default::default(),
                             })
                             .enabled = Some(*on);
                     }
                     None => {
-                        file.connector_overrides.shift_remove(connector);
+                        if let Some(current) = file.connector_overrides.get_mut(connector) {
+                            current.enabled = None;
+                            if current.is_empty() {
+                                file.connector_overrides.shift_remove(connector);
+                            }
+                        }
                     }
+                }
+            }
+            Edit::SetToolEnabled {
+                connector,
+                tool,
+                enabled,
+            } => {
+                if !super::model::is_tool_name(tool) {
+                    return Err(EditRejected::InvalidTool(tool.clone()));
+                }
+                let server = ServerName::new(connector)
+                    .ok()
+                    .and_then(|name| file.mcp_servers.get_mut(&name));
+                let disabled = match server {
+                    Some(entry) => &mut Arc::make_mut(entry).disabled_tools,
+                    None => {
+                        if connector.is_empty() || connector.chars().any(char::is_control) {
+                            return Err(EditRejected::InvalidConnector(connector.clone()));
+                        }
+                        &mut file
+                            .connector_overrides
+                            .entry(connector.clone())
+                            .or_insert_with(|| ConnectorOverride {
+                                enabled: None,
+                                disabled_tools: Vec::new(),
+                                extra: Default::default(),
+                            })
+                            .disabled_tools
+                    }
+                };
+                disabled.retain(|t| t != tool);
+                if !enabled {
+                    disabled.push(tool.clone());
+                }
+                if file
+                    .connector_overrides
+                    .get(connector)
+                    .is_some_and(ConnectorOverride::is_empty)
+                {
+                    file.connector_overrides.shift_remove(connector);
                 }
             }
             Edit::SetManifest { source } => {

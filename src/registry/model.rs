@@ -146,6 +146,8 @@ pub struct ServerEntry {
     pub enabled: bool,
     pub tags: Vec<String>,
     pub timeouts: Timeouts,
+    /// Its tools the user switched off: not served to AI clients (names on its server).
+    pub disabled_tools: Vec<String>,
     /// Fields Switchboard does not know, kept as they were.
     pub extra: Map<String, Value>,
 }
@@ -174,6 +176,7 @@ impl ServerEntry {
             enabled: true,
             tags: Vec::new(),
             timeouts: Timeouts::default(),
+            disabled_tools: Vec::new(),
             extra: Map::new(),
         }
     }
@@ -279,6 +282,8 @@ struct ServerEntryFields {
     tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Timeouts::is_unset")]
     timeouts: Timeouts,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    disabled_tools: Vec<String>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -352,11 +357,17 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
         {
             return Err(entry(format!("timeouts must be 1 to {max} ms")));
         }
+        if let Some(tool) = f.disabled_tools.iter().find(|t| !is_tool_name(t)) {
+            return Err(entry(format!(
+                "disabledTools: {tool:?} is empty or has control characters"
+            )));
+        }
         Ok(Self {
             launch,
             enabled: f.enabled.unwrap_or(true),
             tags: f.tags,
             timeouts: f.timeouts,
+            disabled_tools: f.disabled_tools,
             extra: f.extra,
         })
     }
@@ -368,6 +379,7 @@ impl From<ServerEntry> for ServerEntryFields {
             enabled: (!e.enabled).then_some(false),
             tags: e.tags,
             timeouts: e.timeouts,
+            disabled_tools: e.disabled_tools,
             extra: e.extra,
             ..Default::default()
         };
@@ -399,8 +411,23 @@ impl From<ServerEntry> for ServerEntryFields {
 pub struct ConnectorOverride {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// The connector's tools the user switched off (names on its server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_tools: Vec<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl ConnectorOverride {
+    /// Whether it says nothing any more (and can go).
+    pub fn is_empty(&self) -> bool {
+        self.enabled.is_none() && self.disabled_tools.is_empty() && self.extra.is_empty()
+    }
+}
+
+/// A tool's name as a server gives it: anything but empty or with control characters.
+pub fn is_tool_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(char::is_control)
 }
 
 /// Switchboard's own bookkeeping block in `servers.json`.

@@ -459,3 +459,76 @@ async fn the_http_endpoint_serves_both_eras_with_its_token_and_refuses_strangers
     a_toggle_elsewhere_reaches_every_client(&fixture, tmp.path(), Target::Http(&url, Some(&token)))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_switched_off_leaves_every_client_and_its_context_cost_is_told() {
+    let (_fixture, tmp, _daemon) = healthy_fleet_under_a_daemon(&[]).await;
+    let dir = tmp.path();
+    let listed = json(&run_cli(dir, &["tools", "--json"]).await);
+    let first = &listed[0];
+    assert_eq!(first["enabled"], true, "{first}");
+    assert!(
+        first["context_tokens"].as_u64().unwrap_or(0) > 10,
+        "{first}"
+    );
+
+    let watching = SdkClient::start(Sdk::PythonAuto, Target::Serve(dir), &["watch"]);
+    let ready = names(&watching.next(), "ready");
+    assert!(ready.contains(&"fx_tool_000".to_string()), "{ready:?}");
+    let out = run_cli(dir, &["tools", "disable", "fx.tool_000"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = names(&watching.next(), "changed");
+    assert!(
+        !after.contains(&"fx_tool_000".to_string()),
+        "switched off: {after:?}"
+    );
+    assert!(
+        after.contains(&"fx_tool_001".to_string()),
+        "its sibling stays: {after:?}"
+    );
+    watching.finish().await;
+
+    let file = std::fs::read_to_string(dir.join("servers.json")).unwrap_or_default();
+    let journal = std::fs::read_to_string(dir.join("servers.journal")).unwrap_or_default();
+    assert!(
+        file.contains("disabledTools") || journal.contains("tool_000"),
+        "kept durably:\n{file}\n{journal}"
+    );
+    let text = stdout(&run_cli(dir, &["tools"]).await);
+    assert!(text.contains("fx.tool_000  [off]"), "{text}");
+    assert!(
+        text.contains("serving 3 of 4 tools to AI clients, about"),
+        "{text}"
+    );
+
+    let out = run_cli(dir, &["tools", "enable", "fx.tool_000"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let start = Instant::now();
+    loop {
+        let listed = json(&run_cli(dir, &["tools", "--json"]).await);
+        if listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["enabled"] == true)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "within {DEADLINE:?}: served again: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = SdkClient::start(
+        Sdk::TypeScript,
+        Target::Serve(dir),
+        &["list-call", "fx_tool_000", "{}"],
+    );
+    let report = client.next();
+    assert!(
+        names(&report, "tools").contains(&"fx_tool_000".to_string()),
+        "{report}"
+    );
+    client.finish().await;
+}
