@@ -13,6 +13,10 @@ use serde_json::Value;
 /// client hears the daemon's events and `Show` as they happen. The window makes it.
 pub const SUBSCRIBE: &str = "subscribe";
 
+/// The call (about the connection, like [`SUBSCRIBE`]) that cancels the client's call
+/// `args.call` if it still runs: its upstream request is dropped, and the server told.
+pub const CANCEL: &str = "cancel";
+
 /// The event a subscribed client hears when the catalog changes (a tool came or went): ask
 /// [`Request::Tools`] again.
 pub const TOOLS_EVENT: &str = "tools";

@@ -99,20 +99,51 @@ impl ControlClient {
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(call.id, answer);
         }
+        let mut waiting = Waiting {
+            client: self,
+            id: call.id,
+            answered: false,
+        };
         if self.outgoing.send(line).is_err() {
-            self.forget(call.id);
+            waiting.answered = true;
             return Err(gone("it closed the connection"));
         }
         let result = answered
             .await
             .unwrap_or_else(|_| Err(gone("it closed the connection")));
-        self.forget(call.id);
+        waiting.answered = true;
         result
     }
 
     fn forget(&self, id: u64) {
         if let Ok(mut pending) = self.pending.lock() {
             pending.remove(&id);
+        }
+    }
+}
+
+/// A call sent and not yet answered. Dropped unanswered (its caller gave up: an AI client
+/// cancelled), it asks the daemon to cancel the call, so the server stops working on it.
+#[cfg(unix)]
+struct Waiting<'a> {
+    client: &'a ControlClient,
+    id: u64,
+    answered: bool,
+}
+
+#[cfg(unix)]
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.client.forget(self.id);
+        if !self.answered {
+            let cancel = crate::wire::Call {
+                id: self.client.next_id(),
+                command: crate::wire::CANCEL.into(),
+                args: serde_json::json!({"call": self.id}),
+            };
+            if let Ok(line) = serde_json::to_string(&cancel) {
+                let _ = self.client.outgoing.send(line);
+            }
         }
     }
 }

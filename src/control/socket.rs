@@ -204,9 +204,11 @@ mod serve {
     use std::sync::Arc;
 
     use futures::{SinkExt as _, StreamExt as _};
+    use std::collections::HashMap;
     use tokio::net::{UnixListener, UnixStream};
+
     use tokio::sync::{broadcast, watch};
-    use tokio::task::JoinSet;
+    use tokio::task::{AbortHandle, JoinSet};
     use tokio_util::codec::{Framed, LinesCodecError};
     use tokio_util::sync::CancellationToken;
 
@@ -246,6 +248,8 @@ mod serve {
         let (mut to_client, mut from_client) = Framed::new(stream, wire::codec()).split();
         let (answers, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Down>();
         let mut calls = JoinSet::new();
+        // The calls still running, by the client's id, so it can cancel one.
+        let mut running: HashMap<u64, AbortHandle> = HashMap::new();
         // Set once the client subscribes: the daemon's events, passed on as they come, and the
         // engine's snapshots, to tell it when the catalog changes.
         let mut events: Option<broadcast::Receiver<Down>> = None;
@@ -277,11 +281,22 @@ mod serve {
                             tool_changes = daemon.get().await.ok().map(|d| d.tool_changes());
                             let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
                         }
+                        Ok(call) if call.command == wire::CANCEL => {
+                            // Dropping the call drops its upstream request, which tells the
+                            // server (rmcp sends `notifications/cancelled`).
+                            let target = call.args["call"].as_u64();
+                            if let Some(handle) = target.and_then(|id| running.remove(&id)) {
+                                handle.abort();
+                            }
+                            let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
+                        }
                         Ok(call) => {
-                            let (daemon, answers) = (daemon.clone(), answers.clone());
-                            calls.spawn(async move {
+                            let (id, daemon, answers) = (call.id, daemon.clone(), answers.clone());
+                            running.retain(|_, handle| !handle.is_finished());
+                            let handle = calls.spawn(async move {
                                 let _ = answers.send(answer(&daemon, call).await);
                             });
+                            running.insert(id, handle);
                         }
                     },
                     Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {

@@ -7,6 +7,9 @@
 //   list-call: list every tool, call TOOL with ARGS_JSON, print one JSON line
 //   watch [TOOL]: list, print {"ready": names}, wait for notifications/tools/list_changed,
 //          list again and (with TOOL) call TOOL, print {"changed": names, "text", "is_error"}
+//   cancel TOOL MS: call TOOL and abort the call after MS ms (the SDK sends
+//          notifications/cancelled), print {"cancelled": bool, "ms": how long the call took},
+//          then stay connected (for the test to see the server's side) until killed
 const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
 const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
 const { StreamableHTTPClientTransport } = require("@modelcontextprotocol/sdk/client/streamableHttp.js");
@@ -63,6 +66,17 @@ async function main() {
     } else {
       say({ changed: names });
     }
+  } else if (scenario === "cancel") {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), Number(args)).unref();
+    const started = Date.now();
+    try {
+      await client.callTool({ name: tool, arguments: {} }, undefined, { signal: controller.signal });
+      say({ cancelled: false, ms: Date.now() - started });
+    } catch (error) {
+      say({ cancelled: controller.signal.aborted, ms: Date.now() - started, error: String(error) });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 60000));
   } else {
     throw new Error(`no scenario ${scenario}`);
   }

@@ -15,6 +15,7 @@ mod manifest;
 mod registry_api;
 mod registry_crash;
 mod registry_files;
+mod sdk;
 mod serve;
 mod stdio;
 mod support;

@@ -2,10 +2,7 @@
 //! daemon's HTTP endpoint reached by, the official Python SDK (both protocol eras) and
 //! TypeScript SDK clients, over a fleet of the fixture and servers nobody here wrote.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,147 +10,12 @@ use switchboard_fixture::{Fixture, Knobs};
 
 use crate::daemon::{Daemon, json, start_daemon_with};
 use crate::interop::{everything_js, interop_dir};
+use crate::sdk::{Sdk, SdkClient, Target, every_client_takes, names};
 use crate::stdio::fixture_bin;
 use crate::support::*;
 
 /// How long a change may take to reach every client (the aggregated endpoint's promise).
 const CHANGE_LIMIT: Duration = Duration::from_millis(500);
-
-/// Which SDK client launches `serve`.
-#[derive(Debug, Clone, Copy)]
-enum Sdk {
-    /// The initialize handshake (2025-11-25).
-    PythonLegacy,
-    /// `server/discover` first: 2026-07-28.
-    PythonAuto,
-    TypeScript,
-}
-
-/// What a client talks to.
-#[derive(Clone, Copy)]
-enum Target<'a> {
-    /// `switchboard serve` for this config dir, launched by the client.
-    Serve(&'a Path),
-    /// The daemon's endpoint, with this bearer token if any.
-    Http(&'a str, Option<&'a str>),
-}
-
-/// One SDK client process, reporting one JSON object per line; killed when dropped.
-struct SdkClient {
-    sdk: Sdk,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl SdkClient {
-    fn start(sdk: Sdk, target: Target, scenario: &[&str]) -> Self {
-        let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-        let interop = interop_dir();
-        let (switchboard, dir, token) = match target {
-            Target::Serve(dir) => (env!("CARGO_BIN_EXE_switchboard"), dir, None),
-            Target::Http(url, token) => (url, Path::new("-"), token),
-        };
-        let mut command = match sdk {
-            Sdk::PythonLegacy | Sdk::PythonAuto => {
-                let mut c = Command::new(interop.join("venv/bin/python"));
-                let mode = if matches!(sdk, Sdk::PythonLegacy) {
-                    "legacy"
-                } else {
-                    "auto"
-                };
-                c.arg(clients.join("python_client.py"))
-                    .arg(switchboard)
-                    .arg(dir)
-                    .arg(mode);
-                c
-            }
-            Sdk::TypeScript => {
-                let mut c = Command::new("node");
-                c.env("NODE_PATH", interop.join("npm/node_modules"))
-                    .arg(clients.join("typescript_client.cjs"))
-                    .arg(switchboard)
-                    .arg(dir);
-                c
-            }
-        };
-        match token {
-            Some(token) => command.env("SWITCHBOARD_TOKEN", token),
-            None => command.env_remove("SWITCHBOARD_TOKEN"),
-        };
-        let mut child = command
-            .args(scenario)
-            .env_remove("SWITCHBOARD_CONFIG_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{sdk:?} client: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self { sdk, child, lines }
-    }
-
-    /// The next report, within the test deadline.
-    fn next(&self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("within {DEADLINE:?}: the {:?} client reports", self.sdk));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{:?}: {e}: {line}", self.sdk))
-    }
-}
-
-impl SdkClient {
-    /// Waits for the client to end by itself (closing what it launched) and checks it did well.
-    async fn finish(mut self) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "the {:?} client ended with {status}",
-                    self.sdk
-                );
-                return;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "within {DEADLINE:?}: the {:?} client ends",
-                self.sdk
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for SdkClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn names(report: &Value, key: &str) -> Vec<String> {
-    report[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} in {report}"))
-        .iter()
-        .map(|n| n.as_str().expect("a name").to_string())
-        .collect()
-}
-
-/// `^[a-zA-Z0-9_-]{1,64}$`, with room left for Claude Code's `mcp__switchboard__`.
-fn every_client_takes(name: &str) -> bool {
-    (1..=46).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
 
 fn add_stdio(dir: &Path, name: &str, command: &Path, args: &[&str]) {
     let mut cli_args = vec!["registry", "add", name, "--command"];
@@ -273,12 +135,16 @@ async fn sdk_clients_of_both_eras_get_every_tool_under_a_legal_name_and_call_thr
 /// The fixture over HTTP (`fx`, two tools, its requests counted here) and mcp-server-time
 /// (`time`), both healthy under a daemon started with `args`.
 async fn healthy_fleet_under_a_daemon(args: &[&str]) -> (Fixture, tempfile::TempDir, Daemon) {
-    let fixture = Fixture::start(Knobs {
+    let knobs = Knobs {
         tools: 2,
         ..Knobs::default()
-    })
-    .await
-    .unwrap();
+    };
+    healthy_fleet_with(knobs, args).await
+}
+
+/// [`healthy_fleet_under_a_daemon`] with the fixture's `knobs`.
+async fn healthy_fleet_with(knobs: Knobs, args: &[&str]) -> (Fixture, tempfile::TempDir, Daemon) {
+    let fixture = Fixture::start(knobs).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let out = run_cli(dir, &["registry", "add", "fx", "--url", &fixture.url()]).await;
@@ -531,4 +397,43 @@ async fn a_tool_switched_off_leaves_every_client_and_its_context_cost_is_told() 
         "{report}"
     );
     client.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_the_client_cancels_is_cancelled_at_the_server_too() {
+    let knobs = Knobs {
+        tools: 2,
+        call_delay: Duration::from_secs(20),
+        ..Knobs::default()
+    };
+    let (fixture, tmp, _daemon) = healthy_fleet_with(knobs, &[]).await;
+    let cancellations = || {
+        fixture
+            .counters()
+            .cancellations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Through serve, relayed over the control socket. (Over the HTTP endpoint the TypeScript
+    // SDK's cancellation does not reach rmcp's session yet: not claimed.)
+    let client = SdkClient::start(
+        Sdk::TypeScript,
+        Target::Serve(tmp.path()),
+        &["cancel", "fx_tool_001", "300"],
+    );
+    let report = client.next();
+    assert_eq!(report["cancelled"], true, "{report}");
+    assert!(
+        report["ms"].as_u64().unwrap_or(u64::MAX) < 5_000,
+        "the client was not kept waiting: {report}"
+    );
+    // The client stays connected: the server's call must end on the cancellation itself, not on
+    // the connection closing.
+    let start = Instant::now();
+    while cancellations() < 1 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "within {DEADLINE:?}: the server's call was cancelled, not left running 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
