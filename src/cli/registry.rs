@@ -17,11 +17,7 @@ use super::{ExportFormat, RegistryCommand};
 pub async fn set_tool_enabled(dir: PathBuf, qualified: &str, enabled: bool) -> Result<()> {
     let (connector, tool) = switchboard::catalog::split_qualified(qualified)
         .with_context(|| format!("{qualified:?} is not CONNECTOR.TOOL"))?;
-    let registry = Registry::open(RegistryOptions {
-        watch: false,
-        ..RegistryOptions::in_dir(&dir)
-    })
-    .await?;
+    let registry = open(&dir).await?;
     registry
         .apply(vec![switchboard::registry::Edit::SetToolEnabled {
             connector: connector.to_string(),
@@ -34,21 +30,34 @@ pub async fn set_tool_enabled(dir: PathBuf, qualified: &str, enabled: bool) -> R
     } else {
         outln!("no longer serving {qualified} to AI clients (kept in servers.json)");
     }
+    close(registry).await;
+    Ok(())
+}
+
+/// The registry for one command, then exit: nothing to watch for.
+async fn open(dir: &std::path::Path) -> Result<Registry> {
+    Ok(Registry::open(RegistryOptions {
+        watch: false,
+        ..RegistryOptions::in_dir(dir)
+    })
+    .await?)
+}
+
+/// Returns once servers.json holds the edits, so the next reader sees them in the file too. An
+/// edit acknowledged before is already in servers.journal (durable, and replayed by every
+/// reader): a rewrite that fails now (a full disk) does not undo it, so it is no failure of the
+/// command, which would invite a retry that finds the name taken.
+async fn close(registry: Registry) {
     if let Err(error) = registry.close().await {
         errln!(
             "warning: the edit is kept in servers.journal, but servers.json could not be \
              rewritten ({error}); the next write will"
         );
     }
-    Ok(())
 }
 
 pub async fn run(dir: PathBuf, command: RegistryCommand) -> Result<()> {
-    let registry = Registry::open(RegistryOptions {
-        watch: false, // one command, then exit: nothing to watch for
-        ..RegistryOptions::in_dir(&dir)
-    })
-    .await?;
+    let registry = open(&dir).await?;
     match command {
         RegistryCommand::List { json } => print_list(&registry.snapshot(), json)?,
         RegistryCommand::Add(args) => {
@@ -82,16 +91,7 @@ pub async fn run(dir: PathBuf, command: RegistryCommand) -> Result<()> {
             }
         }
     }
-    // Returns once servers.json holds the edit, so the next reader sees it in the file too. An
-    // edit acknowledged above is already in servers.journal (durable, and replayed by every
-    // reader): a rewrite that fails now (a full disk) does not undo it, so it is no failure of
-    // the command, which would invite a retry that finds the name taken.
-    if let Err(error) = registry.close().await {
-        errln!(
-            "warning: the edit is kept in servers.journal, but servers.json could not be \
-             rewritten ({error}); the next write will"
-        );
-    }
+    close(registry).await;
     Ok(())
 }
 

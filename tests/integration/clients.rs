@@ -106,6 +106,12 @@ fn client(home: &Path, dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `client list --json`: one object per client.
+fn listed(home: &Path, dir: &Path) -> Vec<Value> {
+    let text = ok(&client(home, dir, &["list", "--json"]));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
     stdout(out)
@@ -133,15 +139,12 @@ fn every_client_gets_one_entry_keeps_all_else_and_uninstall_restores_it_byte_for
     let tmp = tempfile::tempdir().unwrap();
     let (home, dir) = (tmp.path().join("home"), tmp.path().join("config"));
     let written = write_configs(&home);
-    let listed: Value =
-        serde_json::from_str(&ok(&client(&home, &dir, &["list", "--json"]))).unwrap();
+    let found = listed(&home, &dir);
     assert!(
-        listed
-            .as_array()
-            .unwrap()
+        found
             .iter()
             .all(|c| c["exists"] == true && c["routes"] == false),
-        "all six found, none routing yet: {listed}"
+        "all six found, none routing yet: {found:?}"
     );
     for (id, path, key, original) in &written {
         let out = ok(&client(&home, &dir, &["install", id]));
@@ -192,15 +195,10 @@ fn every_client_gets_one_entry_keeps_all_else_and_uninstall_restores_it_byte_for
     ] {
         assert!(zed.contains(comment), "Zed's comments survive: {zed}");
     }
-    let listed: Value =
-        serde_json::from_str(&ok(&client(&home, &dir, &["list", "--json"]))).unwrap();
+    let found = listed(&home, &dir);
     assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["routes"] == true),
-        "all six route through Switchboard now: {listed}"
+        found.iter().all(|c| c["routes"] == true),
+        "all six route through Switchboard now: {found:?}"
     );
     // Installing twice changes nothing.
     let again = ok(&client(&home, &dir, &["install", "cursor"]));
