@@ -11,7 +11,7 @@ use rmcp::model::{
     Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
     SubscriptionFilter,
 };
-use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSink};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{Peer, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -332,19 +332,20 @@ impl ServerHandler for AggregatedServer {
         Ok(())
     }
 
+    /// An initialize-era client is told of changes through its session, kept once per session
+    /// (a 2026-era one sends no `initialized`: it listens instead).
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        lock(&self.shared.peers, |peers| {
+            peers.retain(|p| !p.is_transport_closed());
+            peers.push(context.peer);
+        });
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
+        _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        // An initialize-era client is told of changes through its session, which outlives the
-        // request (a 2026-era one listens instead).
-        if context.peer.peer_info().is_some() {
-            lock(&self.shared.peers, |peers| {
-                peers.retain(|p| !p.is_transport_closed());
-                peers.push(context.peer.clone());
-            });
-        }
         let served = self.served().await;
         let (tools, next) = served.page(request.and_then(|r| r.cursor).as_deref());
         let mut result = ListToolsResult::with_all_items(tools).with_ttl_ms(0);
