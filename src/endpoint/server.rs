@@ -18,9 +18,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::served::Served;
-use super::upstream::Upstream;
+use super::upstream::{BAD_ANSWER, Upstream};
 use crate::daemon::DaemonOptions;
-use crate::overview::ToolView;
 use crate::wire::{Request, WireError};
 
 /// A client that does not take a notification within this long is skipped for it.
@@ -152,14 +151,12 @@ impl AggregatedServer {
         let Some(upstream) = self.upstream().await else {
             return Ok(tool_error("Switchboard is shutting down".into()));
         };
-        let request = Request::CallTool {
-            tool: crate::catalog::qualified_name(&origin.connector, &origin.tool),
-            arguments,
-        };
-        match upstream.ask(request).await {
-            Ok(answer) => serde_json::from_value(answer).map_err(|e| {
-                ErrorData::internal_error(format!("the answer cannot be read: {e}"), None)
-            }),
+        let qualified = crate::catalog::qualified_name(&origin.connector, &origin.tool);
+        match upstream.call(qualified, arguments).await {
+            Ok(answer) => Ok(answer),
+            Err(WireError { code, message, .. }) if code == BAD_ANSWER => {
+                Err(ErrorData::internal_error(message, None))
+            }
             Err(WireError { message, .. }) => Ok(tool_error(message)),
         }
     }
@@ -268,17 +265,10 @@ async fn refresh(
     upstream: &Upstream,
     publish: &watch::Sender<Option<Arc<Served>>>,
 ) {
-    let tools = match upstream.ask(Request::Tools {}).await {
-        Ok(value) => serde_json::from_value::<Vec<ToolView>>(value),
-        Err(error) => {
-            tracing::warn!(%error, "cannot list the tools to serve");
-            return;
-        }
-    };
-    let tools = match tools {
+    let tools = match upstream.tools().await {
         Ok(tools) => tools,
         Err(error) => {
-            tracing::warn!(%error, "the tool list cannot be read");
+            tracing::warn!(%error, "cannot list the tools to serve");
             return;
         }
     };
