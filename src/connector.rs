@@ -82,13 +82,45 @@ pub struct ConnectorInfo {
     pub quotas: Quotas,
 }
 
-/// Call limits the source asks for, kept on the spec for the aggregated endpoint to enforce.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Call limits the source asks for (`{"concurrent": 2, "perMinute": 60, "perHour": 1000}`),
+/// enforced on every call through the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Quotas {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub per_minute: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub per_hour: Option<u32>,
+}
+
+/// The most calls a rate may allow: each allowed call of the last hour is remembered.
+pub const MAX_RATE: u32 = 100_000;
+/// The most concurrent calls a quota may allow.
+pub const MAX_CONCURRENT: u32 = 1024;
+
+impl Quotas {
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// What is wrong with these limits, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        let limits = [
+            ("concurrent", self.concurrent, MAX_CONCURRENT),
+            ("perMinute", self.per_minute, MAX_RATE),
+            ("perHour", self.per_hour, MAX_RATE),
+        ];
+        for (name, value, max) in limits {
+            match value {
+                Some(0) => return Err(format!("{name}: 0 would refuse every call; leave it out")),
+                Some(n) if n > max => return Err(format!("{name}: {n} is above the most, {max}")),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether a connector's secrets are there, never what they are: all the UI is told of them.
@@ -196,6 +228,7 @@ pub fn from_registry(registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
             missing_credential: None,
             info: ConnectorInfo {
                 tags: entry.tags.clone(),
+                quotas: entry.quotas,
                 ..ConnectorInfo::default()
             },
         })

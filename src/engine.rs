@@ -139,6 +139,12 @@ pub enum CallError {
         state: String,
         reason: Option<String>,
     },
+    /// Its quotas let the call through neither now nor within its deadline.
+    #[error("connector {connector:?} {refusal}")]
+    Quota {
+        connector: String,
+        refusal: quota::Refusal,
+    },
     #[error(transparent)]
     Session(#[from] SessionError),
 }
@@ -164,6 +170,7 @@ pub enum EngineEvent {
 
 type Callers = Arc<RwLock<HashMap<String, Caller>>>;
 
+mod quota;
 mod reconciler;
 mod supervisor;
 
@@ -180,6 +187,8 @@ pub struct Engine {
     snapshots: watch::Receiver<Arc<EngineSnapshot>>,
     events: broadcast::Sender<EngineEvent>,
     callers: Callers,
+    /// Per connector with quotas; kept across its sessions, so a reconnect resets no count.
+    quota_gates: std::sync::Mutex<HashMap<String, Arc<quota::QuotaGate>>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -232,6 +241,7 @@ impl Engine {
             snapshots,
             events,
             callers,
+            quota_gates: std::sync::Mutex::default(),
             stop,
             task,
         }
@@ -326,8 +336,28 @@ impl Engine {
             .ok()
             .and_then(|callers| callers.get(connector).cloned())
             .ok_or_else(|| self.not_connected(connector))?;
+        let mut deadline = caller.call_timeout;
+        let _admitted = match self.quota_gate(connector) {
+            None => None,
+            Some(gate) => {
+                let waiting_since = std::time::Instant::now();
+                let admitted = gate.admit(deadline).await.map_err(|refusal| {
+                    self.metrics.record_quota(connector, refusal.outcome());
+                    CallError::Quota {
+                        connector: connector.to_string(),
+                        refusal,
+                    }
+                })?;
+                if admitted.waited {
+                    self.metrics.record_quota(connector, "waited");
+                    // The wait is part of the call's deadline, not added to it.
+                    deadline = deadline.saturating_sub(waiting_since.elapsed());
+                }
+                Some(admitted)
+            }
+        };
         let started = std::time::Instant::now();
-        let result = caller.call(tool, arguments).await;
+        let result = caller.call_within(tool, arguments, deadline).await;
         let error_type = match &result {
             Ok(r) if r.is_error == Some(true) => Some(TOOL_ERROR.to_string()),
             Ok(_) => None,
@@ -344,6 +374,35 @@ impl Engine {
             self.calls_unpublished.store(false, Ordering::Release);
         }
         Ok(result?)
+    }
+
+    /// The quotas of `connector` as its spec has them now, enforced; `None` if it has none.
+    fn quota_gate(&self, connector: &str) -> Option<Arc<quota::QuotaGate>> {
+        let quotas = {
+            let desired = self.desired.borrow();
+            desired.iter().find(|s| s.id == connector)?.info.quotas
+        };
+        let mut gates = self
+            .quota_gates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(gate) = gates.get(connector)
+            && gate.quotas() == quotas
+        {
+            return Some(gate.clone());
+        }
+        let gate = quota::QuotaGate::new(quotas);
+        match &gate {
+            Some(gate) => gates.insert(connector.to_string(), gate.clone()),
+            None => gates.remove(connector),
+        };
+        gate
+    }
+
+    /// Calls waiting for a concurrency slot of `connector` now.
+    pub fn calls_waiting(&self, connector: &str) -> usize {
+        let gates = self.quota_gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.get(connector).map_or(0, |gate| gate.waiting())
     }
 
     fn not_connected(&self, connector: &str) -> CallError {

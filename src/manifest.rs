@@ -282,8 +282,8 @@ impl ConnectorV1 {
             per_minute: self.quotas.per_minute,
             per_hour: self.quotas.per_hour,
         };
-        if [quotas.concurrent, quotas.per_minute, quotas.per_hour].contains(&Some(0)) {
-            problems.push("quotas: a limit of 0 would refuse every call; leave it out".into());
+        if let Err(reason) = quotas.check() {
+            problems.push(format!("quotas: {reason}"));
         }
         if let Err(reason) = check_endpoint(&self.endpoint) {
             problems.push(format!("endpoint: {reason}"));

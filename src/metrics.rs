@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -41,6 +42,12 @@ struct OperationLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectorLabels {
     connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    connector: String,
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -131,6 +138,7 @@ pub struct Metrics {
     sync: Histogram,
     manifest_fetch: Family<ResultLabels, Histogram, fn() -> Histogram>,
     registry_flush: Histogram,
+    quota: Family<QuotaLabels, Counter>,
     stats: Mutex<HashMap<String, ConnectorStats>>,
 }
 
@@ -186,7 +194,14 @@ impl Metrics {
             "Atomic rewrites of servers.json",
             registry_flush.clone(),
         );
+        let quota = Family::default();
+        registry.register(
+            "switchboard_quota_calls",
+            "Calls a connector's quotas held back: waited (for a concurrency slot), rate_limited, queue_full, no_slot",
+            quota.clone(),
+        );
         Arc::new(Self {
+            quota,
             registry,
             operations,
             up,
@@ -203,6 +218,15 @@ impl Metrics {
         self.stats
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a call a connector's quotas held back, by `outcome`.
+    pub fn record_quota(&self, connector: &str, outcome: &str) {
+        let labels = QuotaLabels {
+            connector: connector.into(),
+            outcome: outcome.into(),
+        };
+        self.quota.get_or_create(&labels).inc();
     }
 
     /// Records one `tools/call`; `error_type` is `None` on success.

@@ -371,14 +371,17 @@ impl Caller {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, SessionError> {
-        let result = call_tool(
-            &self.peer,
-            self.elicitation,
-            tool,
-            arguments,
-            self.call_timeout,
-        )
-        .await;
+        self.call_within(tool, arguments, self.call_timeout).await
+    }
+
+    /// [`Caller::call`] within `deadline` (what is left of the call deadline after a wait).
+    pub async fn call_within(
+        &self,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        deadline: Duration,
+    ) -> Result<CallToolResult, SessionError> {
+        let result = call_tool(&self.peer, self.elicitation, tool, arguments, deadline).await;
         match result {
             Ok(result) => {
                 self.activity.answered();

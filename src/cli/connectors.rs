@@ -33,7 +33,7 @@ pub fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
 /// running) an engine started here for this one command.
 enum Fleet {
     Daemon(ControlClient),
-    Embedded(Daemon),
+    Embedded(Box<Daemon>),
 }
 
 impl Fleet {
@@ -66,7 +66,7 @@ impl Fleet {
                 errln!("manifest: unusable, no last good one ({reason})");
             }
         }
-        Ok(Self::Embedded(daemon))
+        Ok(Self::Embedded(Box::new(daemon)))
     }
 
     async fn ask(&mut self, request: Request) -> Result<Value, WireError> {

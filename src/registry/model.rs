@@ -11,6 +11,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::connector::Quotas;
+
 mod validate;
 
 pub use validate::Invalid;
@@ -148,6 +150,8 @@ pub struct ServerEntry {
     pub timeouts: Timeouts,
     /// Its tools the user switched off: not served to AI clients (names on its server).
     pub disabled_tools: Vec<String>,
+    /// Limits on calls to it.
+    pub quotas: Quotas,
     /// Fields Switchboard does not know, kept as they were.
     pub extra: Map<String, Value>,
 }
@@ -177,6 +181,7 @@ impl ServerEntry {
             tags: Vec::new(),
             timeouts: Timeouts::default(),
             disabled_tools: Vec::new(),
+            quotas: Quotas::default(),
             extra: Map::new(),
         }
     }
@@ -284,6 +289,8 @@ struct ServerEntryFields {
     timeouts: Timeouts,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     disabled_tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Quotas::is_unset")]
+    quotas: Quotas,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -362,12 +369,16 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
                 "disabledTools: {tool:?} is empty or has control characters"
             )));
         }
+        f.quotas
+            .check()
+            .map_err(|reason| entry(format!("quotas: {reason}")))?;
         Ok(Self {
             launch,
             enabled: f.enabled.unwrap_or(true),
             tags: f.tags,
             timeouts: f.timeouts,
             disabled_tools: f.disabled_tools,
+            quotas: f.quotas,
             extra: f.extra,
         })
     }
@@ -380,6 +391,7 @@ impl From<ServerEntry> for ServerEntryFields {
             tags: e.tags,
             timeouts: e.timeouts,
             disabled_tools: e.disabled_tools,
+            quotas: e.quotas,
             extra: e.extra,
             ..Default::default()
         };
@@ -464,94 +476,4 @@ pub struct ServersFileV1 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(json: &str) -> Result<ServersFileV1, String> {
-        serde_json::from_str(json).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn claude_shape_parses_and_keeps_unknown_fields_on_rewrite() {
-        let json = r#"{"mcpServers":{"fs":{"command":"npx","args":["-y","x"],"env":{"A":"1"},"autoApprove":["read"]},
-            "wiki":{"url":"https://wiki.example/mcp","headers":{"X-Team":"core"}}},"globalShortcut":"Ctrl+M"}"#;
-        let file = parse(json).expect("claude-shaped file should parse");
-        assert_eq!(file.mcp_servers.len(), 2);
-        let text = serde_json::to_string(&file).unwrap();
-        assert!(
-            text.contains(r#""autoApprove":["read"]"#),
-            "entry extra lost: {text}"
-        );
-        assert!(
-            text.contains(r#""globalShortcut":"Ctrl+M""#),
-            "top-level extra lost: {text}"
-        );
-        let again = parse(&text).unwrap();
-        assert_eq!(
-            again.mcp_servers, file.mcp_servers,
-            "round trip changed entries"
-        );
-    }
-
-    #[test]
-    fn validation_errors_carry_line_and_column() {
-        let err =
-            parse("{\"mcpServers\": {\n  \"bad\\u0007\": {\"command\": \"x\"}}}").unwrap_err();
-        assert!(
-            err.contains("control character") && err.contains("line 2"),
-            "{err}"
-        );
-        let err = parse("{\"mcpServers\": {\"a\": {\n\"command\": \"x\", \"url\": \"http://h\"}}}")
-            .unwrap_err();
-        assert!(err.contains("both") && err.contains("line 2"), "{err}");
-        let err = parse(r#"{"mcpServers": {"a": {"url": "file:///etc/passwd"}}}"#).unwrap_err();
-        assert!(err.contains("scheme"), "{err}");
-        let err = parse(
-            r#"{"mcpServers": {"a": {"url": "http://h", "headers": {"X": "a\r\nEvil: 1"}}}}"#,
-        )
-        .unwrap_err();
-        assert!(err.contains("line break"), "{err}");
-        let err = parse(r#"{"mcpServers": []}"#).unwrap_err();
-        assert!(err.contains("invalid type"), "{err}");
-    }
-
-    #[test]
-    fn names_are_bounded_and_dot_free() {
-        assert!(ServerName::new("github-tools").is_ok());
-        assert!(ServerName::new("").is_err());
-        assert!(ServerName::new(" padded").is_err());
-        assert!(ServerName::new("a.b").is_err());
-        assert!(ServerName::new("x".repeat(MAX_NAME_CHARS + 1)).is_err());
-        assert!(ServerName::new("é".repeat(MAX_NAME_CHARS)).is_ok());
-    }
-
-    #[test]
-    fn disabled_and_type_round_trip() {
-        let file = parse(
-            r#"{"mcpServers":{"s":{"url":"http://127.0.0.1:1/sse","type":"sse","enabled":false}}}"#,
-        )
-        .unwrap();
-        let entry = &file.mcp_servers[0];
-        let entry: &ServerEntry = entry;
-        assert!(!entry.enabled);
-        assert_eq!(entry.launch.transport(), "sse");
-        let text = serde_json::to_string(&file).unwrap();
-        assert!(
-            text.contains(r#""enabled":false"#) && text.contains(r#""type":"sse""#),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn redaction_hides_header_and_env_values() {
-        let mut entry = ServerEntry::remote("https://h/mcp", RemoteKind::Http);
-        if let Launch::Remote { headers, .. } = &mut entry.launch {
-            headers.insert("Authorization".into(), "Bearer sekrit".into());
-        }
-        let shown = format!("{:?}", entry.redacted());
-        assert!(
-            !shown.contains("sekrit") && shown.contains("Authorization"),
-            "{shown}"
-        );
-    }
-}
+mod tests;

@@ -14,7 +14,7 @@ use crate::support::*;
 pub struct Daemon {
     child: Child,
     /// The `--metrics` address it printed, if asked to serve metrics.
-    metrics: Option<String>,
+    pub metrics: Option<String>,
     /// The MCP endpoint's URL it printed, if asked to serve one (`--http`).
     pub mcp: Option<String>,
 }
@@ -94,7 +94,7 @@ pub fn json(out: &std::process::Output) -> serde_json::Value {
 }
 
 /// `GET /metrics` from the daemon's metrics endpoint.
-fn scrape(addr: &str) -> String {
+pub fn scrape(addr: &str) -> String {
     use std::io::Write as _;
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(

@@ -394,7 +394,10 @@ impl App {
         )
         .await
         .expect("a WebDriver session within the deadline")
-        .expect("a WebDriver session");
+        .unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(home.0.join("app.log")).unwrap_or_default();
+            panic!("a WebDriver session: {e}\napp.log:\n{log}")
+        });
         App {
             client,
             env,
