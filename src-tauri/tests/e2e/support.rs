@@ -385,19 +385,28 @@ impl App {
             "tauri:options".into(),
             serde_json::json!({ "application": env!("CARGO_BIN_EXE_switchboard-app"), "args": [] }),
         );
-        let client = tokio::time::timeout(
-            DEADLINE,
-            ClientBuilder::rustls()
-                .expect("rustls")
-                .capabilities(capabilities)
-                .connect(&format!("http://127.0.0.1:{port}")),
-        )
-        .await
-        .expect("a WebDriver session within the deadline")
-        .unwrap_or_else(|e| {
-            let log = std::fs::read_to_string(home.0.join("app.log")).unwrap_or_default();
-            panic!("a WebDriver session: {e}\napp.log:\n{log}")
-        });
+        // tauri-driver listens before the WebKit driver behind it does, and drops a session
+        // request it cannot pass on yet: ask again until one is made, within the deadline.
+        let url = format!("http://127.0.0.1:{port}");
+        let client = loop {
+            let mut builder = ClientBuilder::rustls().expect("rustls");
+            builder.capabilities(capabilities.clone());
+            match tokio::time::timeout(DEADLINE, builder.connect(&url)).await {
+                Ok(Ok(client)) => break client,
+                Ok(Err(e)) if started.elapsed() < DEADLINE => {
+                    eprintln!("no WebDriver session yet ({e}); asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                outcome => {
+                    let why = outcome.map_or_else(
+                        |e| e.to_string(),
+                        |e| e.err().map(|e| e.to_string()).unwrap_or_default(),
+                    );
+                    let log = std::fs::read_to_string(home.0.join("app.log")).unwrap_or_default();
+                    panic!("a WebDriver session within {DEADLINE:?}: {why}\napp.log:\n{log}")
+                }
+            }
+        };
         App {
             client,
             env,
