@@ -77,7 +77,10 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
             &daemon.engine().snapshot(),
             &daemon.registry().snapshot(),
         )),
-        Request::CallTool { tool, arguments } => reply(daemon.call_tool(&tool, arguments).await?),
+        // Progress needs the connection to send it on: the socket answers those itself.
+        Request::CallTool {
+            tool, arguments, ..
+        } => reply(daemon.call_tool(&tool, arguments).await?),
         Request::SetToolEnabled { tool, enabled } => {
             let Some((connector, tool)) = crate::catalog::split_qualified(&tool) else {
                 return Err(WireError {
@@ -112,7 +115,7 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
     }
 }
 
-fn reply(answer: impl Serialize) -> Result<Value, WireError> {
+pub(crate) fn reply(answer: impl Serialize) -> Result<Value, WireError> {
     serde_json::to_value(answer)
         .map_err(|e| WireError::new("internal", format!("the answer cannot be sent: {e}")))
 }

@@ -436,6 +436,16 @@ impl Daemon {
         qualified: &str,
         arguments: serde_json::Value,
     ) -> Result<CallToolResult, DaemonError> {
+        self.call_tool_reporting(qualified, arguments, None).await
+    }
+
+    /// [`Daemon::call_tool`], passing the server's progress updates to `progress`.
+    pub async fn call_tool_reporting(
+        &self,
+        qualified: &str,
+        arguments: serde_json::Value,
+        progress: Option<crate::session::ProgressSink>,
+    ) -> Result<CallToolResult, DaemonError> {
         let arguments = match arguments {
             serde_json::Value::Null => None,
             serde_json::Value::Object(map) => Some(map),
@@ -446,7 +456,10 @@ impl Daemon {
                 });
             }
         };
-        Ok(self.engine.call(qualified, arguments).await?)
+        Ok(self
+            .engine
+            .call_reporting(qualified, arguments, progress)
+            .await?)
     }
 
     /// The Latency view's chart of `connector`'s calls so far.

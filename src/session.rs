@@ -11,6 +11,7 @@ mod handshake;
 mod http;
 mod legacy_sse;
 mod listing;
+mod progress;
 mod reuse;
 mod stderr;
 
@@ -19,8 +20,10 @@ pub use error::SessionError;
 pub(crate) use error::innermost_cause;
 pub use http::{HttpClientError, http_client, http_client_trusting};
 pub use listing::{MAX_PAGES, MAX_TOOLS};
+pub use progress::{Progress, ProgressSink};
 
 use handshake::connect;
+use progress::{ProgressRoutes, ProgressTap};
 use stderr::StderrTail;
 
 use std::sync::Arc;
@@ -52,6 +55,9 @@ struct SessionEvents {
     faults: Arc<reuse::StreamFaults>,
     /// The pid of a stdio server, which leads its own process group.
     group_leader: Arc<group::Leader>,
+    /// Routes the server's progress updates to the calls that asked for them (fed by the
+    /// transport, see [`progress::ProgressTap`]).
+    progress: ProgressRoutes,
 }
 
 impl ClientHandler for SessionEvents {
@@ -120,6 +126,7 @@ pub struct Session {
     connector: String,
     group_leader: Option<u32>,
     faults: Arc<reuse::StreamFaults>,
+    progress: ProgressRoutes,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -185,6 +192,7 @@ impl Session {
             listening: Arc::default(),
             faults: Arc::default(),
             group_leader: Arc::default(),
+            progress: ProgressRoutes::default(),
         };
         let opening = async {
             let (service, handshake) = connect(spec, http, events.clone(), known).await?;
@@ -232,6 +240,7 @@ impl Session {
         abandoned.disarm();
         let connect_latency = started.elapsed();
         let stderr = events.stderr.clone();
+        let progress = events.progress.clone();
         let changes = match subscription {
             Some(subscription) => ChangeFeed::Subscribed(Box::new(subscription)),
             None => ChangeFeed::Notified(events.tools_changed),
@@ -243,6 +252,7 @@ impl Session {
             connect_latency,
             call_timeout: spec.call_timeout,
             changes,
+            progress,
             activity: Arc::new(Activity::new()),
             handshake,
             stderr,
@@ -286,6 +296,7 @@ impl Session {
             stderr: self.stderr.clone(),
             elicitation: self.elicitation,
             faults: self.faults.clone(),
+            progress: self.progress.clone(),
         }
     }
 
@@ -361,6 +372,7 @@ pub struct Caller {
     stderr: Arc<StderrTail>,
     elicitation: Elicitation,
     faults: Arc<reuse::StreamFaults>,
+    progress: ProgressRoutes,
 }
 
 impl Caller {
@@ -371,17 +383,23 @@ impl Caller {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, SessionError> {
-        self.call_within(tool, arguments, self.call_timeout).await
+        self.call_within(tool, arguments, self.call_timeout, None)
+            .await
     }
 
-    /// [`Caller::call`] within `deadline` (what is left of the call deadline after a wait).
+    /// [`Caller::call`] within `deadline` (what is left of the call deadline after a wait),
+    /// its progress passed to `progress` as the server reports it.
     pub async fn call_within(
         &self,
         tool: &str,
         arguments: Option<Map<String, Value>>,
         deadline: Duration,
+        progress: Option<ProgressSink>,
     ) -> Result<CallToolResult, SessionError> {
-        let result = call_tool(&self.peer, self.elicitation, tool, arguments, deadline).await;
+        let mut params = CallToolRequestParams::new(tool.to_string());
+        params.arguments = arguments;
+        let reporting = progress.as_ref().map(|sink| (&self.progress, sink));
+        let result = call_tool(&self.peer, self.elicitation, params, deadline, reporting).await;
         match result {
             Ok(result) => {
                 self.activity.answered();
@@ -415,19 +433,22 @@ impl Caller {
 async fn call_tool(
     peer: &rmcp::Peer<RoleClient>,
     elicitation: Elicitation,
-    tool: &str,
-    arguments: Option<Map<String, Value>>,
+    mut params: CallToolRequestParams,
     timeout: Duration,
+    reporting: Option<(&ProgressRoutes, &ProgressSink)>,
 ) -> Result<CallToolResult, SessionError> {
     /// A server that keeps asking is looping, not working.
     const MAX_ROUNDS: usize = 10;
-    let mut params = CallToolRequestParams::new(tool.to_string());
-    if let Some(arguments) = arguments {
-        params = params.with_arguments(arguments);
-    }
+    let tool = params.name.clone();
     let rounds = async {
         for round in 0..MAX_ROUNDS {
-            match peer.call_tool_once(params.clone()).await {
+            let once = match reporting {
+                None => peer.call_tool_once(params.clone()).await,
+                Some((routes, sink)) => {
+                    progress::call_once_reporting(peer, routes, sink, params.clone()).await
+                }
+            };
+            match once {
                 Ok(CallToolResponse::Complete(result)) => return Ok(result),
                 Ok(CallToolResponse::InputRequired(asked)) => {
                     let requests = asked.input_requests.unwrap_or_default();

@@ -48,6 +48,9 @@ pub enum Request {
         tool: String,
         #[serde(default)]
         arguments: Value,
+        /// Send the server's progress updates ([`Down::Progress`]) while the call runs.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        progress: bool,
     },
     /// Switches one tool (`connector.tool`) on or off for AI clients.
     SetToolEnabled {
@@ -132,6 +135,11 @@ pub enum Down {
     },
     /// An event for the window (`overview`).
     Event { name: String, payload: Value },
+    /// How far call `id` (asked with `progress`) has come, as its server says.
+    Progress {
+        id: u64,
+        update: crate::session::Progress,
+    },
     /// Come to the front (the user asked for the window again).
     Show,
 }

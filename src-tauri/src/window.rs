@@ -100,7 +100,8 @@ pub fn run_window() {
                     let _ = handle.emit(&name, payload);
                 }
                 Down::Show => show(&handle),
-                Down::Answer { .. } => {}
+                // The window asks for no progress.
+                Down::Answer { .. } | Down::Progress { .. } => {}
             });
             let link = Arc::new(link);
             app.manage(link.clone());

@@ -352,6 +352,7 @@ async fn call_in(
     let request = Request::CallTool {
         tool: qualified.to_string(),
         arguments,
+        progress: false,
     };
     fleet
         .ask(request)

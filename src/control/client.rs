@@ -10,9 +10,12 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::socket::{ControlError, socket_path};
+use crate::session::ProgressSink;
 use crate::wire::{Down, Request, WireError};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, WireError>>>>>;
+/// Where the progress of calls asked with it goes, by call id.
+type Reporting = Arc<Mutex<HashMap<u64, ProgressSink>>>;
 
 /// A connection to the running daemon; cheap to clone, closed when the last clone is dropped.
 #[cfg(unix)]
@@ -20,6 +23,7 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, WireError>>>
 pub struct ControlClient {
     outgoing: mpsc::UnboundedSender<String>,
     pending: Pending,
+    reporting: Reporting,
     events: broadcast::Sender<Down>,
     /// Cancelled once the connection has ended.
     closed: tokio_util::sync::CancellationToken,
@@ -46,18 +50,21 @@ impl ControlClient {
         };
         let (outgoing, to_send) = mpsc::unbounded_channel();
         let pending = Pending::default();
+        let reporting = Reporting::default();
         let events = broadcast::channel(64).0;
         let closed = tokio_util::sync::CancellationToken::new();
         tokio::spawn(carry(
             stream,
             to_send,
             pending.clone(),
+            reporting.clone(),
             events.clone(),
             closed.clone(),
         ));
         Ok(Some(Self {
             outgoing,
             pending,
+            reporting,
             events,
             closed,
             next_id: Arc::new(1.into()),
@@ -67,6 +74,30 @@ impl ControlClient {
     /// Asks the daemon and waits for its answer.
     pub async fn ask(&self, request: Request) -> Result<Value, WireError> {
         self.send(request.into_call(self.next_id())).await
+    }
+
+    /// Calls `connector.tool`, passing the server's progress updates to `progress` until
+    /// the answer comes.
+    pub async fn call_reporting(
+        &self,
+        tool: String,
+        arguments: Value,
+        progress: ProgressSink,
+    ) -> Result<Value, WireError> {
+        let id = self.next_id();
+        if let Ok(mut reporting) = self.reporting.lock() {
+            reporting.insert(id, progress);
+        }
+        let request = Request::CallTool {
+            tool,
+            arguments,
+            progress: true,
+        };
+        let answer = self.send(request.into_call(id)).await;
+        if let Ok(mut reporting) = self.reporting.lock() {
+            reporting.remove(&id);
+        }
+        answer
     }
 
     /// From now on the daemon's events ([`Down::Event`], `Down::Show`) arrive on the receiver
@@ -159,6 +190,7 @@ async fn carry(
     stream: tokio::net::UnixStream,
     mut to_send: mpsc::UnboundedReceiver<String>,
     pending: Pending,
+    reporting: Reporting,
     events: broadcast::Sender<Down>,
     closed: tokio_util::sync::CancellationToken,
 ) {
@@ -184,6 +216,12 @@ async fn carry(
                         let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
                         if let Some(waiting) = waiting {
                             let _ = waiting.send(result);
+                        }
+                    }
+                    Ok(Down::Progress { id, update }) => {
+                        let sink = reporting.lock().ok().and_then(|r| r.get(&id).cloned());
+                        if let Some(sink) = sink {
+                            let _ = sink.try_send(update);
                         }
                     }
                     Ok(event) => {

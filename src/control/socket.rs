@@ -207,6 +207,7 @@ mod serve {
     use std::collections::HashMap;
     use tokio::net::{UnixListener, UnixStream};
 
+    use tokio::sync::mpsc::UnboundedSender;
     use tokio::sync::{broadcast, watch};
     use tokio::task::{AbortHandle, JoinSet};
     use tokio_util::codec::{Framed, LinesCodecError};
@@ -294,7 +295,7 @@ mod serve {
                             let (id, daemon, answers) = (call.id, daemon.clone(), answers.clone());
                             running.retain(|_, handle| !handle.is_finished());
                             let handle = calls.spawn(async move {
-                                let _ = answers.send(answer(&daemon, call).await);
+                                let _ = answers.send(answer(&daemon, call, &answers).await);
                             });
                             running.insert(id, handle);
                         }
@@ -350,8 +351,13 @@ mod serve {
         }
     }
 
-    async fn answer(daemon: &SharedDaemon, call: Call) -> Down {
+    async fn answer(daemon: &SharedDaemon, call: Call, answers: &UnboundedSender<Down>) -> Down {
         let result = match Request::parse(&call.command, call.args) {
+            Ok(Request::CallTool {
+                tool,
+                arguments,
+                progress: true,
+            }) => call_reporting(daemon, call.id, &tool, arguments, answers).await,
             Ok(request) => daemon.answer(request).await,
             Err(error) => Err(error),
         };
@@ -359,6 +365,34 @@ mod serve {
             id: call.id,
             result,
         }
+    }
+
+    /// Calls a tool, sending each progress update down the connection as it comes: all of
+    /// them before the answer.
+    async fn call_reporting(
+        daemon: &SharedDaemon,
+        id: u64,
+        tool: &str,
+        arguments: serde_json::Value,
+        answers: &UnboundedSender<Down>,
+    ) -> Result<serde_json::Value, WireError> {
+        let daemon = daemon.get().await?;
+        let (sink, mut updates) = tokio::sync::mpsc::channel(64);
+        let call = daemon.call_tool_reporting(tool, arguments, Some(sink));
+        tokio::pin!(call);
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(update) = updates.recv() => {
+                    let _ = answers.send(Down::Progress { id, update });
+                }
+                result = &mut call => break result,
+            }
+        };
+        while let Ok(update) = updates.try_recv() {
+            let _ = answers.send(Down::Progress { id, update });
+        }
+        crate::control::reply(result?)
     }
 
     /// A `Down` as one line; one that cannot be encoded (never seen: answers are JSON values

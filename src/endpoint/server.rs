@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    SubscriptionFilter,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ServerCapabilities, ServerConfig, SubscriptionFilter,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{Peer, RoleServer, ServerHandler};
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::served::Served;
 use super::upstream::{BAD_ANSWER, Upstream};
 use crate::daemon::DaemonOptions;
+use crate::session::ProgressSink;
 use crate::wire::{Request, WireError};
 
 /// A client that does not take a notification within this long is skipped for it.
@@ -130,7 +131,12 @@ impl AggregatedServer {
 
     /// Relays one call and says how it went: the tool's answer, or a tool error the calling
     /// model can read (a connector that went down, a daemon that went away).
-    async fn relay(&self, name: &str, arguments: Value) -> Result<CallToolResult, ErrorData> {
+    async fn relay(
+        &self,
+        name: &str,
+        arguments: Value,
+        progress: Option<ProgressSink>,
+    ) -> Result<CallToolResult, ErrorData> {
         let served = self.served().await;
         let origin = match served.origin(name) {
             Ok(origin) => origin.clone(),
@@ -152,7 +158,7 @@ impl AggregatedServer {
             return Ok(tool_error("Switchboard is shutting down".into()));
         };
         let qualified = crate::catalog::qualified_name(&origin.connector, &origin.tool);
-        match upstream.call(qualified, arguments).await {
+        match upstream.call(qualified, arguments, progress).await {
             Ok(answer) => Ok(answer),
             Err(WireError { code, message, .. }) if code == BAD_ANSWER => {
                 Err(ErrorData::internal_error(message, None))
@@ -357,10 +363,23 @@ impl ServerHandler for AggregatedServer {
             .unwrap_or_else(|| "unknown".into());
         let started = Instant::now();
         let arguments = request.arguments.map_or(Value::Null, Value::Object);
-        let outcome = tokio::select! {
-            outcome = self.relay(&request.name, arguments) => outcome,
-            () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the client", None)),
+        // rmcp moves the request's `_meta` (its progress token) into the context.
+        let token = context.meta.get_progress_token();
+        let (sink, mut updates) = tokio::sync::mpsc::channel(64);
+        let relay = self.relay(&request.name, arguments, token.is_some().then_some(sink));
+        tokio::pin!(relay);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut relay => break outcome,
+                Some(update) = updates.recv(), if token.is_some() => {
+                    notify_progress(&context.peer, token.clone(), update).await;
+                }
+                () = context.ct.cancelled() => break Err(ErrorData::internal_error("cancelled by the client", None)),
+            }
         };
+        while let Ok(update) = updates.try_recv() {
+            notify_progress(&context.peer, token.clone(), update).await;
+        }
         let result = match &outcome {
             Ok(r) if r.is_error == Some(true) => "tool_error",
             Ok(_) => "ok",
@@ -375,5 +394,20 @@ impl ServerHandler for AggregatedServer {
             "tool call"
         );
         outcome.map(Into::into)
+    }
+}
+
+/// Tells the calling client how far its call is, under the token it chose.
+async fn notify_progress(
+    peer: &Peer<RoleServer>,
+    token: Option<ProgressToken>,
+    update: crate::session::Progress,
+) {
+    let Some(token) = token else { return };
+    let mut notification = ProgressNotificationParam::new(token, update.progress);
+    notification.total = update.total;
+    notification.message = update.message;
+    if let Err(error) = peer.notify_progress(notification).await {
+        tracing::debug!(%error, "a client's progress update could not be sent");
     }
 }

@@ -12,6 +12,7 @@ use crate::control::{ControlClient, SharedDaemon};
 use crate::daemon::CallToolResult;
 use crate::daemon::{Daemon, DaemonError, DaemonOptions};
 use crate::overview::{self, ToolView};
+use crate::session::ProgressSink;
 use crate::wire::{self, Down, Request, WireError};
 
 /// The longest the first tool listing of an embedded engine waits for its connectors to
@@ -75,19 +76,25 @@ impl Upstream {
         &self,
         qualified: String,
         arguments: Value,
+        progress: Option<ProgressSink>,
     ) -> Result<CallToolResult, WireError> {
         match self {
-            Self::Daemon(client) => decode(
-                client
-                    .ask(Request::CallTool {
+            Self::Daemon(client) => decode(match progress {
+                Some(sink) => client.call_reporting(qualified, arguments, sink).await?,
+                None => {
+                    let request = Request::CallTool {
                         tool: qualified,
                         arguments,
-                    })
-                    .await?,
-            ),
-            Self::Embedded(daemon) | Self::Local(daemon) => {
-                Ok(daemon.get().await?.call_tool(&qualified, arguments).await?)
-            }
+                        progress: false,
+                    };
+                    client.ask(request).await?
+                }
+            }),
+            Self::Embedded(daemon) | Self::Local(daemon) => Ok(daemon
+                .get()
+                .await?
+                .call_tool_reporting(&qualified, arguments, progress)
+                .await?),
         }
     }
 

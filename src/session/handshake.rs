@@ -7,11 +7,11 @@ use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::ProtocolVersion;
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::{IntoTransport as _, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient};
 
 use super::http::header_map;
-use super::{Handshake, SessionError, SessionEvents, legacy_sse, reuse};
+use super::{Handshake, ProgressTap, SessionError, SessionEvents, legacy_sse, reuse};
 use crate::connector::{ConnectorSpec, Endpoint};
 use crate::registry::model::RemoteKind;
 
@@ -181,6 +181,7 @@ async fn serve_legacy_sse(
             }
             other => SessionError::transport(other.to_string()),
         })?;
+    let transport = ProgressTap::new(transport.into_transport(), events.progress.clone());
     events
         .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
         .await
@@ -246,6 +247,7 @@ async fn serve(
                 events.faults.clone(),
             );
             let transport = StreamableHttpClientTransport::with_client(client, config);
+            let transport = ProgressTap::new(transport, events.progress.clone());
             events.serve_with_lifecycle(transport, lifecycle).await
         }
         Endpoint::Stdio {
@@ -273,6 +275,7 @@ async fn serve(
             if let Some(stderr) = stderr {
                 events.stderr.follow(stderr, spec.id.clone());
             }
+            let transport = ProgressTap::new(transport, events.progress.clone());
             events.serve_with_lifecycle(transport, lifecycle).await
         }
     }

@@ -8,6 +8,8 @@ python_client.py URL - MODE SCENARIO [TOOL ARGS_JSON]   (bearer token from $SWIT
             watch [TOOL]: list, print {"ready": names}, wait for the tool list to change (the
             session's notification, or a subscriptions/listen stream), list again and (with
             TOOL) call TOOL, print {"changed": names, "text": …, "is_error": …}
+            progress TOOL ARGS_JSON: call TOOL asking for progress, print {"progress":
+            [[progress, total, message], …] as they came, "text": …, "is_error": …}
 Everything it reports is on stdout, one JSON object per line.
 """
 
@@ -76,6 +78,16 @@ async def main():
                 say(changed=names, text=text, is_error=bool(result.is_error))
             else:
                 say(changed=names)
+        elif scenario == "progress":
+            tool, arguments = sys.argv[5], json.loads(sys.argv[6])
+            progress = []
+
+            async def on_progress(done, total, message):
+                progress.append([done, total, message])
+
+            result = await client.call_tool(tool, arguments, progress_callback=on_progress)
+            text = " ".join(getattr(c, "text", "") for c in result.content)
+            say(progress=progress, text=text, is_error=bool(result.is_error))
         else:
             sys.exit(f"no scenario {scenario!r}")
 

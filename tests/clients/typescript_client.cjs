@@ -10,6 +10,8 @@
 //   cancel TOOL MS: call TOOL and abort the call after MS ms (the SDK sends
 //          notifications/cancelled), print {"cancelled": bool, "ms": how long the call took},
 //          then stay connected (for the test to see the server's side) until killed
+//   progress TOOL ARGS_JSON: call TOOL asking for progress, print {"progress": [[progress,
+//          total, message], …] as they came, "text", "is_error"}
 const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
 const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
 const { StreamableHTTPClientTransport } = require("@modelcontextprotocol/sdk/client/streamableHttp.js");
@@ -66,6 +68,13 @@ async function main() {
     } else {
       say({ changed: names });
     }
+  } else if (scenario === "progress") {
+    const progress = [];
+    const onprogress = (p) => progress.push([p.progress, p.total ?? null, p.message ?? null]);
+    const result = await client.callTool({ name: tool, arguments: JSON.parse(args) }, undefined,
+                                         { onprogress });
+    const text = result.content.map((c) => c.text || "").join(" ");
+    say({ progress, text, is_error: !!result.isError });
   } else if (scenario === "cancel") {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), Number(args)).unref();
