@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{RwLock, RwLockReadGuard, broadcast};
 
+use crate::call_log::CallOrigin;
 use crate::daemon::Daemon;
 use crate::import::ImportSource;
 use crate::overview;
@@ -79,8 +80,19 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
         )),
         // Progress needs the connection to send it on: the socket answers those itself.
         Request::CallTool {
-            tool, arguments, ..
-        } => reply(daemon.call_tool(&tool, arguments).await?),
+            tool,
+            arguments,
+            client,
+            correlation,
+            ..
+        } => {
+            let origin = CallOrigin {
+                client,
+                correlation,
+            };
+            reply(daemon.call_tool_as(&tool, arguments, origin, None).await?)
+        }
+        Request::CallLog {} => reply(daemon.call_log()),
         Request::SetToolEnabled { tool, enabled } => {
             let Some((connector, tool)) = crate::catalog::split_qualified(&tool) else {
                 return Err(WireError {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::call_log::CallOrigin;
 use crate::connector::{ConnectorSpec, Source};
 use crate::desired::{self, FeedOptions, ManifestSourceError, ManifestView};
 use crate::engine::{CallError, Engine, EngineOptions, EngineSnapshot};
@@ -190,6 +191,7 @@ pub struct Daemon {
     manifest: watch::Receiver<Option<ManifestView>>,
     overviews: watch::Receiver<Arc<Overview>>,
     tool_changes: watch::Receiver<u64>,
+    call_log: crate::call_log::CallLog,
     default_manifest: Option<String>,
     stop: CancellationToken,
     /// Stops the feed if the daemon is dropped without a shutdown.
@@ -245,6 +247,7 @@ impl Daemon {
             manifest: feed.views,
             overviews,
             tool_changes,
+            call_log: crate::call_log::CallLog::default(),
             default_manifest: options.manifest,
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
@@ -436,14 +439,17 @@ impl Daemon {
         qualified: &str,
         arguments: serde_json::Value,
     ) -> Result<CallToolResult, DaemonError> {
-        self.call_tool_reporting(qualified, arguments, None).await
+        self.call_tool_as(qualified, arguments, CallOrigin::default(), None)
+            .await
     }
 
-    /// [`Daemon::call_tool`], passing the server's progress updates to `progress`.
-    pub async fn call_tool_reporting(
+    /// [`Daemon::call_tool`] for `origin` (kept in the call log), passing the server's progress
+    /// updates to `progress`.
+    pub async fn call_tool_as(
         &self,
         qualified: &str,
         arguments: serde_json::Value,
+        origin: CallOrigin,
         progress: Option<crate::session::ProgressSink>,
     ) -> Result<CallToolResult, DaemonError> {
         let arguments = match arguments {
@@ -456,10 +462,23 @@ impl Daemon {
                 });
             }
         };
-        Ok(self
+        let started = std::time::Instant::now();
+        let answer = self
             .engine
             .call_reporting(qualified, arguments, progress)
-            .await?)
+            .await;
+        let outcome = match &answer {
+            Ok(result) => Ok(result.is_error == Some(true)),
+            Err(error) => Err(error.to_string()),
+        };
+        self.call_log
+            .record(origin, qualified, started.elapsed(), outcome);
+        Ok(answer?)
+    }
+
+    /// The last calls made through this daemon, newest first.
+    pub fn call_log(&self) -> Vec<crate::call_log::CallRecord> {
+        self.call_log.recent()
     }
 
     /// The Latency view's chart of `connector`'s calls so far.

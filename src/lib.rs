@@ -13,6 +13,8 @@
 pub mod alerts;
 /// Retry delays: capped exponential backoff with full jitter.
 pub mod backoff;
+/// The last calls made through the daemon, for the window's call log.
+pub mod call_log;
 /// Every live tool, named `connector.tool`.
 pub mod catalog;
 /// The AI clients' own configs: does each route through Switchboard; installing its entry.

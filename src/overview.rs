@@ -24,6 +24,36 @@ pub struct Overview {
     /// Set while `servers.json` does not parse: edits are kept, the file is not rewritten.
     pub registry_error: Option<String>,
     pub first_run: bool,
+    /// What AI clients are served: the tools switched on, and what they cost a model's context.
+    pub served: Served,
+}
+
+/// The tools served to AI clients, and about how many tokens of a model's context their
+/// definitions take (a token per 4 bytes of JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Served {
+    pub tools: usize,
+    pub context_tokens: usize,
+}
+
+/// About how many tokens of a model's context a tool's definition takes.
+fn context_tokens(tool: &rmcp::model::Tool) -> usize {
+    serde_json::to_vec(tool)
+        .map_or(0, |json| json.len())
+        .div_ceil(4)
+}
+
+/// What [`Overview::served`] says.
+pub fn served(engine: &EngineSnapshot, registry: &RegistrySnapshot) -> Served {
+    let mut served = Served::default();
+    for (_, entry) in engine.catalog.iter() {
+        let disabled = registry.disabled_tools(&entry.connector);
+        if !disabled.iter().any(|t| *t == *entry.tool.name) {
+            served.tools += 1;
+            served.context_tokens += context_tokens(&entry.tool);
+        }
+    }
+    served
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,6 +78,7 @@ pub fn overview(
         manifest_setting: registry.manifest.clone(),
         registry_error: registry.file_error.as_ref().map(ToString::to_string),
         first_run: registry.servers.is_empty() && engine.connectors.is_empty(),
+        served: served(engine, registry),
     }
 }
 
@@ -82,7 +113,6 @@ pub fn tools(engine: &EngineSnapshot, registry: &RegistrySnapshot) -> Vec<ToolVi
         .catalog
         .iter()
         .map(|(name, entry)| {
-            let bytes = serde_json::to_vec(&entry.tool).map_or(0, |json| json.len());
             let tool = entry.tool.name.to_string();
             ToolView {
                 name: name.to_string(),
@@ -92,7 +122,7 @@ pub fn tools(engine: &EngineSnapshot, registry: &RegistrySnapshot) -> Vec<ToolVi
                 description: entry.tool.description.as_ref().map(ToString::to_string),
                 input_schema: Value::Object((*entry.tool.input_schema).clone()),
                 definition: entry.tool.clone(),
-                context_tokens: bytes.div_ceil(4),
+                context_tokens: context_tokens(&entry.tool),
             }
         })
         .collect()

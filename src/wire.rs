@@ -51,7 +51,15 @@ pub enum Request {
         /// Send the server's progress updates ([`Down::Progress`]) while the call runs.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         progress: bool,
+        /// Who asks (an AI client's name), for the call log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+        /// The id the caller logs the call under.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        correlation: Option<String>,
     },
+    /// The last calls made through the daemon, newest first ([`crate::call_log::CallRecord`]s).
+    CallLog {},
     /// Switches one tool (`connector.tool`) on or off for AI clients.
     SetToolEnabled {
         tool: String,

@@ -1,8 +1,10 @@
-// The window: subscribes to the engine's overview events and routes them to the three views.
+// The window: subscribes to the engine's overview events and routes them to the views.
 // Everything the page shows arrives through `invoke` and `listen`; text is always set as text.
+import * as calls from './views/calls.js';
 import * as connectors from './views/connectors.js';
 import * as latency from './views/latency.js';
 import * as registry from './views/registry.js';
+import * as tools from './views/tools.js';
 
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -41,6 +43,8 @@ function show(overview) {
     ? `servers.json does not parse; edits are kept but it is not rewritten until fixed: ${overview.registry_error}`
     : '';
   connectors.render(overview);
+  if (current === 'tools') tools.render(overview).catch(() => {});
+  if (current === 'calls') calls.render().catch(() => {});
   if (current === 'latency') latency.render(overview);
   if (current === 'registry') registry.showManifest(overview);
 }
@@ -53,6 +57,8 @@ function select(view) {
     $(`view-${tab.dataset.view}`).hidden = !on;
   }
   if (!latest) return;
+  if (view === 'tools') tools.render(latest, { force: true }).catch(() => {});
+  if (view === 'calls') calls.render().catch(() => {});
   if (view === 'latency') latency.render(latest);
   if (view === 'registry') {
     registry.showManifest(latest);
@@ -68,6 +74,7 @@ window.addEventListener('DOMContentLoaded', async () => {
   connectors.init({ openImport: () => { select('registry'); registry.preview(); } });
   registry.init();
   latency.init();
+  calls.init();
   await listen('overview', (event) => show(event.payload));
   show(await call('overview'));
 });

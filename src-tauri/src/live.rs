@@ -51,7 +51,13 @@ pub async fn follow<R: Runtime>(
         if sent.as_ref() != Some(&overview) {
             crate::window::tell(&app, OVERVIEW_EVENT, &overview);
             if let Some(tray) = &tray
-                && let Err(error) = tray::update(&app, tray, &overview.connectors, &mut shown_tray)
+                && let Err(error) = tray::update(
+                    &app,
+                    tray,
+                    &overview.connectors,
+                    overview.served,
+                    &mut shown_tray,
+                )
             {
                 tracing::warn!(%error, "cannot update the tray icon");
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use switchboard::engine::ConnectorStatus;
 use switchboard::health::{Health, Overall, overall, summary};
+use switchboard::overview::Served;
 use switchboard::wire::Request;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
@@ -64,6 +65,8 @@ impl TrayAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MenuModel {
     pub status: String,
+    /// The status, and what AI clients are served.
+    pub tooltip: String,
     pub connectors: Vec<ConnectorItem>,
 }
 
@@ -75,9 +78,19 @@ pub struct ConnectorItem {
     pub action: TrayAction,
 }
 
-pub fn menu_model(connectors: &[ConnectorStatus]) -> MenuModel {
+pub fn menu_model(connectors: &[ConnectorStatus], served: Served) -> MenuModel {
+    let status = summary(connectors);
+    let tooltip = match served.tools {
+        0 => format!("Switchboard — {status}"),
+        tools => format!(
+            "Switchboard — {status} · serving {tools} tool{} to AI clients, about {} of context",
+            if tools == 1 { "" } else { "s" },
+            tokens(served.context_tokens)
+        ),
+    };
     MenuModel {
-        status: summary(connectors),
+        status,
+        tooltip,
         connectors: connectors
             .iter()
             .map(|c| {
@@ -94,6 +107,15 @@ pub fn menu_model(connectors: &[ConnectorStatus]) -> MenuModel {
                 }
             })
             .collect(),
+    }
+}
+
+/// "1.2k tokens", "850 tokens".
+fn tokens(count: usize) -> String {
+    if count < 1000 {
+        format!("{count} tokens")
+    } else {
+        format!("{:.1}k tokens", count as f64 / 1000.0)
     }
 }
 
@@ -174,10 +196,10 @@ pub fn create<R: Runtime>(
     app: &AppHandle<R>,
     on_action: impl Fn(&AppHandle<R>, TrayAction) + Send + Sync + 'static,
 ) -> tauri::Result<TrayIcon<R>> {
-    let model = menu_model(&[]);
+    let model = menu_model(&[], Served::default());
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(Overall::Idle))
-        .tooltip(format!("Switchboard — {}", model.status))
+        .tooltip(&model.tooltip)
         .menu(&build_menu(app, &model)?)
         .show_menu_on_left_click(true)
         .on_menu_event(move |app, event| {
@@ -193,9 +215,10 @@ pub fn update<R: Runtime>(
     app: &AppHandle<R>,
     tray: &TrayIcon<R>,
     connectors: &[ConnectorStatus],
+    served: Served,
     shown: &mut Option<(Overall, MenuModel)>,
 ) -> tauri::Result<()> {
-    let now = (overall(connectors), menu_model(connectors));
+    let now = (overall(connectors), menu_model(connectors, served));
     let (icon_changed, menu_changed) = match shown {
         Some((overall, model)) => (*overall != now.0, *model != now.1),
         None => (true, true),
@@ -204,7 +227,7 @@ pub fn update<R: Runtime>(
         tray.set_icon(Some(icon(now.0)))?;
     }
     if menu_changed {
-        tray.set_tooltip(Some(format!("Switchboard — {}", now.1.status)))?;
+        tray.set_tooltip(Some(&now.1.tooltip))?;
         tray.set_menu(Some(build_menu(app, &now.1)?))?;
         let items: Vec<String> = now
             .1
@@ -296,11 +319,22 @@ mod tests {
 
     #[test]
     fn each_connector_is_a_checkbox_that_toggles_it() {
-        let model = menu_model(&[
-            connector("docs", Health::Healthy),
-            connector("off", Health::Disabled),
-        ]);
+        let served = Served {
+            tools: 3,
+            context_tokens: 1234,
+        };
+        let model = menu_model(
+            &[
+                connector("docs", Health::Healthy),
+                connector("off", Health::Disabled),
+            ],
+            served,
+        );
         assert_eq!(model.status, "1/1 healthy");
+        assert_eq!(
+            model.tooltip,
+            "Switchboard — 1/1 healthy · serving 3 tools to AI clients, about 1.2k tokens of context"
+        );
         assert_eq!(
             model.connectors,
             vec![

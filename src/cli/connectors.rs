@@ -353,6 +353,8 @@ async fn call_in(
         tool: qualified.to_string(),
         arguments,
         progress: false,
+        client: Some("switchboard CLI".into()),
+        correlation: None,
     };
     fleet
         .ask(request)

@@ -82,6 +82,7 @@ impl ControlClient {
         &self,
         tool: String,
         arguments: Value,
+        origin: crate::call_log::CallOrigin,
         progress: ProgressSink,
     ) -> Result<Value, WireError> {
         let id = self.next_id();
@@ -92,6 +93,8 @@ impl ControlClient {
             tool,
             arguments,
             progress: true,
+            client: origin.client,
+            correlation: origin.correlation,
         };
         let answer = self.send(request.into_call(id)).await;
         if let Ok(mut reporting) = self.reporting.lock() {

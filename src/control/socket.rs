@@ -357,7 +357,15 @@ mod serve {
                 tool,
                 arguments,
                 progress: true,
-            }) => call_reporting(daemon, call.id, &tool, arguments, answers).await,
+                client,
+                correlation,
+            }) => {
+                let origin = crate::call_log::CallOrigin {
+                    client,
+                    correlation,
+                };
+                call_reporting(daemon, call.id, &tool, arguments, origin, answers).await
+            }
             Ok(request) => daemon.answer(request).await,
             Err(error) => Err(error),
         };
@@ -374,11 +382,12 @@ mod serve {
         id: u64,
         tool: &str,
         arguments: serde_json::Value,
+        origin: crate::call_log::CallOrigin,
         answers: &UnboundedSender<Down>,
     ) -> Result<serde_json::Value, WireError> {
         let daemon = daemon.get().await?;
         let (sink, mut updates) = tokio::sync::mpsc::channel(64);
-        let call = daemon.call_tool_reporting(tool, arguments, Some(sink));
+        let call = daemon.call_tool_as(tool, arguments, origin, Some(sink));
         tokio::pin!(call);
         let result = loop {
             tokio::select! {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::served::Served;
 use super::upstream::{BAD_ANSWER, Upstream};
+use crate::call_log::CallOrigin;
 use crate::daemon::DaemonOptions;
 use crate::session::ProgressSink;
 use crate::wire::{Request, WireError};
@@ -135,6 +136,7 @@ impl AggregatedServer {
         &self,
         name: &str,
         arguments: Value,
+        caller: CallOrigin,
         progress: Option<ProgressSink>,
     ) -> Result<CallToolResult, ErrorData> {
         let served = self.served().await;
@@ -158,7 +160,7 @@ impl AggregatedServer {
             return Ok(tool_error("Switchboard is shutting down".into()));
         };
         let qualified = crate::catalog::qualified_name(&origin.connector, &origin.tool);
-        match upstream.call(qualified, arguments, progress).await {
+        match upstream.call(qualified, arguments, caller, progress).await {
             Ok(answer) => Ok(answer),
             Err(WireError { code, message, .. }) if code == BAD_ANSWER => {
                 Err(ErrorData::internal_error(message, None))
@@ -354,7 +356,7 @@ impl ServerHandler for AggregatedServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let correlation = format!("{:016x}", rand::random::<u64>());
+        let correlation = crate::call_log::new_correlation();
         let client = context
             .peer
             .peer_info()
@@ -366,7 +368,16 @@ impl ServerHandler for AggregatedServer {
         // rmcp moves the request's `_meta` (its progress token) into the context.
         let token = context.meta.get_progress_token();
         let (sink, mut updates) = tokio::sync::mpsc::channel(64);
-        let relay = self.relay(&request.name, arguments, token.is_some().then_some(sink));
+        let origin = CallOrigin {
+            client: Some(client.clone()),
+            correlation: Some(correlation.clone()),
+        };
+        let relay = self.relay(
+            &request.name,
+            arguments,
+            origin,
+            token.is_some().then_some(sink),
+        );
         tokio::pin!(relay);
         let outcome = loop {
             tokio::select! {

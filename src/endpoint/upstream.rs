@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
+use crate::call_log::CallOrigin;
 use crate::control::{ControlClient, SharedDaemon};
 use crate::daemon::CallToolResult;
 use crate::daemon::{Daemon, DaemonError, DaemonOptions};
@@ -76,16 +77,23 @@ impl Upstream {
         &self,
         qualified: String,
         arguments: Value,
+        origin: CallOrigin,
         progress: Option<ProgressSink>,
     ) -> Result<CallToolResult, WireError> {
         match self {
             Self::Daemon(client) => decode(match progress {
-                Some(sink) => client.call_reporting(qualified, arguments, sink).await?,
+                Some(sink) => {
+                    client
+                        .call_reporting(qualified, arguments, origin, sink)
+                        .await?
+                }
                 None => {
                     let request = Request::CallTool {
                         tool: qualified,
                         arguments,
                         progress: false,
+                        client: origin.client,
+                        correlation: origin.correlation,
                     };
                     client.ask(request).await?
                 }
@@ -93,7 +101,7 @@ impl Upstream {
             Self::Embedded(daemon) | Self::Local(daemon) => Ok(daemon
                 .get()
                 .await?
-                .call_tool_reporting(&qualified, arguments, progress)
+                .call_tool_as(&qualified, arguments, origin, progress)
                 .await?),
         }
     }

@@ -123,7 +123,7 @@ export function init() {
       return;
     }
     try {
-      const answer = await call('call_tool', { tool: document.getElementById('call-tool').value, arguments: args }, { inline: true });
+      const answer = await call('call_tool', { tool: document.getElementById('call-tool').value, arguments: args, client: 'Switchboard window' }, { inline: true });
       result.textContent = JSON.stringify(answer, null, 2);
     } catch (e) {
       error.textContent = e.message ?? String(e);

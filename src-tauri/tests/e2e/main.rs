@@ -2,6 +2,7 @@
 //! private Xvfb display, against fixture MCP servers on loopback. One app at a time (each is a
 //! browser engine: on two cores, several at once would only race each other).
 
+mod ai_client;
 mod support;
 mod tray_host;
 
@@ -12,9 +13,9 @@ use switchboard_fixture::{Fixture, Knobs, fleet};
 
 use support::{App, Launch, TempDir, bounded, cli, wait_until};
 
-static ONE_APP_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_APP_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn knobs() -> Knobs {
+pub(crate) fn knobs() -> Knobs {
     Knobs {
         tools: 4,
         ..Knobs::default()
@@ -22,7 +23,7 @@ fn knobs() -> Knobs {
 }
 
 /// A config dir whose registry lists `urls` as fx1, fx2, …
-fn registry_with(home: &TempDir, urls: &[String]) {
+pub(crate) fn registry_with(home: &TempDir, urls: &[String]) {
     let config = home.0.join("config");
     for (i, url) in urls.iter().enumerate() {
         let out = cli(
