@@ -11,10 +11,10 @@ use serde_json::Value;
 use tokio::sync::{RwLock, RwLockReadGuard, broadcast};
 
 use crate::call_log::CallOrigin;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, DaemonError};
 use crate::import::ImportSource;
-use crate::overview;
 use crate::wire::{Down, Request, WireError};
+use crate::{offerings, overview};
 
 /// The daemon while it runs, shared by everything that answers its clients (`None` once it is
 /// shutting down: they are then told so, with the code `stopped`), and what subscribed clients
@@ -93,6 +93,25 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
             reply(daemon.call_tool_as(&tool, arguments, origin, None).await?)
         }
         Request::CallLog {} => reply(daemon.call_log()),
+        Request::Resources {} => reply(offerings::resources(daemon.engine()).await),
+        Request::ResourceTemplates {} => {
+            reply(offerings::resource_templates(daemon.engine()).await)
+        }
+        Request::ReadResource { connector, uri } => reply(
+            offerings::read_resource(daemon.engine(), &connector, &uri)
+                .await
+                .map_err(DaemonError::from)?,
+        ),
+        Request::Prompts {} => reply(offerings::prompts(daemon.engine()).await),
+        Request::GetPrompt {
+            connector,
+            name,
+            arguments,
+        } => reply(
+            offerings::get_prompt(daemon.engine(), &connector, &name, arguments)
+                .await
+                .map_err(DaemonError::from)?,
+        ),
         Request::SetToolEnabled { tool, enabled } => {
             let Some((connector, tool)) = crate::catalog::split_qualified(&tool) else {
                 return Err(WireError {

@@ -7,9 +7,11 @@
 //! engine's timed path, and every client is told when the set changes ([`server`]).
 
 pub mod naming;
+mod offered;
 pub mod served;
 mod server;
 mod upstream;
+mod uris;
 
 pub mod http;
 

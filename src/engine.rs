@@ -428,6 +428,26 @@ impl Engine {
         }
     }
 
+    /// Every connector's live session, for what is asked of all of them (resources, prompts).
+    pub fn live_callers(&self) -> Vec<(String, Caller)> {
+        let callers = self.callers.read().unwrap_or_else(|p| p.into_inner());
+        let mut live: Vec<_> = callers
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect();
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        live
+    }
+
+    /// `connector`'s live session, or why it has none.
+    pub fn caller(&self, connector: &str) -> Result<Caller, CallError> {
+        let callers = self.callers.read().unwrap_or_else(|p| p.into_inner());
+        callers
+            .get(connector)
+            .cloned()
+            .ok_or_else(|| self.not_connected(connector))
+    }
+
     /// Stops every supervisor (closing sessions, stopping stdio children) and waits for them.
     pub async fn shutdown(self) {
         self.stop.cancel();

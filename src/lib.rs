@@ -45,6 +45,8 @@ pub mod latency_chart;
 pub mod manifest;
 /// Every call measured: Prometheus series and HDR histograms.
 pub mod metrics;
+/// Resources and prompts of every live connector, for the aggregated server.
+pub mod offerings;
 /// The daemon's state in the shapes its clients read (overview, tools, registry entries).
 pub mod overview;
 /// The user's server registry: journaled, debounced, locked, watched `servers.json`.

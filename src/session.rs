@@ -11,6 +11,7 @@ mod handshake;
 mod http;
 mod legacy_sse;
 mod listing;
+mod offerings;
 mod progress;
 mod reuse;
 mod stderr;
@@ -20,6 +21,7 @@ pub use error::SessionError;
 pub(crate) use error::innermost_cause;
 pub use http::{HttpClientError, http_client, http_client_trusting};
 pub use listing::{MAX_PAGES, MAX_TOOLS};
+pub use offerings::Offers;
 pub use progress::{Progress, ProgressSink};
 
 use handshake::connect;

@@ -60,6 +60,20 @@ pub enum Request {
     },
     /// The last calls made through the daemon, newest first ([`crate::call_log::CallRecord`]s).
     CallLog {},
+    /// Every live connector's resources ([`crate::offerings::Offered`]), asked of them now.
+    Resources {},
+    ResourceTemplates {},
+    ReadResource {
+        connector: String,
+        uri: String,
+    },
+    Prompts {},
+    GetPrompt {
+        connector: String,
+        name: String,
+        #[serde(default)]
+        arguments: Option<serde_json::Map<String, Value>>,
+    },
     /// Switches one tool (`connector.tool`) on or off for AI clients.
     SetToolEnabled {
         tool: String,

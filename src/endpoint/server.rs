@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProgressToken, ServerCapabilities, ServerConfig, SubscriptionFilter,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SubscriptionFilter,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{Peer, RoleServer, ServerHandler};
@@ -17,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::offered;
 use super::served::Served;
 use super::upstream::{BAD_ANSWER, Upstream};
 use crate::call_log::CallOrigin;
@@ -104,6 +107,12 @@ impl AggregatedServer {
     async fn upstream(&self) -> Option<Upstream> {
         let mut upstream = self.shared.upstream.clone();
         upstream.wait_for(Option::is_some).await.ok()?.clone()
+    }
+
+    async fn upstream_or_stopping(&self) -> Result<Upstream, ErrorData> {
+        self.upstream()
+            .await
+            .ok_or_else(|| ErrorData::internal_error("Switchboard is shutting down", None))
     }
 
     /// Tells every client the tool list changed; forgets those that have gone.
@@ -298,6 +307,8 @@ impl ServerHandler for AggregatedServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_prompts()
+                .enable_resources()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -349,6 +360,52 @@ impl ServerHandler for AggregatedServer {
         let mut result = ListToolsResult::with_all_items(tools).with_ttl_ms(0);
         result.next_cursor = next;
         Ok(result)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        offered::resources(&self.upstream_or_stopping().await?).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        offered::resource_templates(&self.upstream_or_stopping().await?).await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let upstream = self.upstream_or_stopping().await?;
+        offered::read_resource(&upstream, &request.uri)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        offered::prompts(&self.upstream_or_stopping().await?).await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let upstream = self.upstream_or_stopping().await?;
+        offered::get_prompt(&upstream, request)
+            .await
+            .map(Into::into)
     }
 
     async fn call_tool(

@@ -132,7 +132,7 @@ impl Upstream {
 /// The code of an answer that is not what was asked for (never seen: both ends are this build).
 pub const BAD_ANSWER: &str = "bad_answer";
 
-fn decode<T: serde::de::DeserializeOwned>(answer: Value) -> Result<T, WireError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(answer: Value) -> Result<T, WireError> {
     serde_json::from_value(answer)
         .map_err(|e| WireError::new(BAD_ANSWER, format!("the answer cannot be read: {e}")))
 }

@@ -8,6 +8,9 @@ python_client.py URL - MODE SCENARIO [TOOL ARGS_JSON]   (bearer token from $SWIT
             watch [TOOL]: list, print {"ready": names}, wait for the tool list to change (the
             session's notification, or a subscriptions/listen stream), list again and (with
             TOOL) call TOOL, print {"changed": names, "text": …, "is_error": …}
+            offerings: list resources, resource templates and prompts, read the first resource,
+            get the first prompt that needs no arguments, print {"resources": uris,
+            "templates": …, "prompts": names, "read": [uri, text], "prompt": [name, messages]}
             progress TOOL ARGS_JSON: call TOOL asking for progress, print {"progress":
             [[progress, total, message], …] as they came, "text": …, "is_error": …}
 Everything it reports is on stdout, one JSON object per line.
@@ -78,6 +81,24 @@ async def main():
                 say(changed=names, text=text, is_error=bool(result.is_error))
             else:
                 say(changed=names)
+        elif scenario == "offerings":
+            resources = (await client.list_resources()).resources
+            templates = (await client.list_resource_templates()).resource_templates
+            prompts = (await client.list_prompts()).prompts
+            read = None
+            if resources:
+                first = resources[0]
+                contents = (await client.read_resource(first.uri)).contents
+                read = [str(contents[0].uri), getattr(contents[0], "text", None) or ""]
+            got = None
+            for prompt in prompts:
+                if not any(a.required for a in (prompt.arguments or [])):
+                    messages = (await client.get_prompt(prompt.name)).messages
+                    got = [prompt.name, len(messages)]
+                    break
+            say(resources=[str(r.uri) for r in resources],
+                templates=[t.uri_template for t in templates],
+                prompts=[p.name for p in prompts], read=read, prompt=got)
         elif scenario == "progress":
             tool, arguments = sys.argv[5], json.loads(sys.argv[6])
             progress = []

@@ -12,6 +12,7 @@ mod hostile;
 mod interop;
 mod layout;
 mod manifest;
+mod offerings;
 mod quotas;
 mod registry_api;
 mod registry_crash;
