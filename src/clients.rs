@@ -8,6 +8,12 @@
 //! the servers installing switched off.
 
 mod jsonc;
+mod wiring;
+
+pub use wiring::{
+    InstallReport, UninstallReport, install_reporting, serve_program, served_by,
+    uninstall_reporting,
+};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -11,8 +11,9 @@ use serde_json::Value;
 use tokio::sync::{RwLock, RwLockReadGuard, broadcast};
 
 use crate::call_log::CallOrigin;
+use crate::clients::{self, AiClient};
 use crate::daemon::{Daemon, DaemonError};
-use crate::import::ImportSource;
+use crate::import::{ImportSource, Places};
 use crate::wire::{Down, Request, WireError};
 use crate::{offerings, overview};
 
@@ -102,6 +103,35 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
                 .await
                 .map_err(DaemonError::from)?,
         ),
+        Request::Clients {} => {
+            let places = places()?;
+            let all = AiClient::ALL
+                .into_iter()
+                .map(|c| clients::status(c, &places));
+            reply(all.collect::<Vec<_>>())
+        }
+        Request::InstallClient {
+            client,
+            take_over,
+            apply,
+        } => {
+            let (client, places) = (ai_client(&client)?, places()?);
+            let dir = &daemon.registry().paths().dir;
+            let registry = daemon.registry().snapshot();
+            reply(
+                clients::install_reporting(client, &places, dir, &registry, take_over, apply)
+                    .map_err(client_error)?,
+            )
+        }
+        Request::UninstallClient { client } => {
+            let (client, places) = (ai_client(&client)?, places()?);
+            let dir = &daemon.registry().paths().dir;
+            let registry = daemon.registry().snapshot();
+            reply(
+                clients::uninstall_reporting(client, &places, dir, &registry)
+                    .map_err(client_error)?,
+            )
+        }
         Request::Prompts {} => reply(offerings::prompts(daemon.engine()).await),
         Request::GetPrompt {
             connector,
@@ -146,7 +176,23 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
     }
 }
 
-pub(crate) fn reply(answer: impl Serialize) -> Result<Value, WireError> {
+pub(crate) fn ai_client(id: &str) -> Result<AiClient, WireError> {
+    id.parse().map_err(|e: String| WireError {
+        field: Some("client".into()),
+        ..WireError::new("invalid", e)
+    })
+}
+
+fn places() -> Result<Places, WireError> {
+    Places::detect()
+        .ok_or_else(|| WireError::new("client", "cannot tell where the home directory is".into()))
+}
+
+fn client_error(error: clients::ClientError) -> WireError {
+    WireError::new("client", error.to_string())
+}
+
+fn reply(answer: impl Serialize) -> Result<Value, WireError> {
     serde_json::to_value(answer)
         .map_err(|e| WireError::new("internal", format!("the answer cannot be sent: {e}")))
 }

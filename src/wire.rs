@@ -67,6 +67,20 @@ pub enum Request {
         connector: String,
         uri: String,
     },
+    /// The AI clients' configs found here ([`crate::clients::ClientStatus`]es).
+    Clients {},
+    /// Points `client` at Switchboard ([`crate::clients::InstallReport`]); a preview unless
+    /// `apply`; with `take_over`, the servers Switchboard serves are switched off there.
+    InstallClient {
+        client: String,
+        #[serde(default)]
+        take_over: bool,
+        #[serde(default)]
+        apply: bool,
+    },
+    UninstallClient {
+        client: String,
+    },
     Prompts {},
     GetPrompt {
         connector: String,

@@ -1,6 +1,7 @@
 // The window: subscribes to the engine's overview events and routes them to the views.
 // Everything the page shows arrives through `invoke` and `listen`; text is always set as text.
 import * as calls from './views/calls.js';
+import * as clients from './views/clients.js';
 import * as connectors from './views/connectors.js';
 import * as latency from './views/latency.js';
 import * as registry from './views/registry.js';
@@ -59,6 +60,7 @@ function select(view) {
   if (!latest) return;
   if (view === 'tools') tools.render(latest, { force: true }).catch(() => {});
   if (view === 'calls') calls.render().catch(() => {});
+  if (view === 'clients') clients.render().catch(() => {});
   if (view === 'latency') latency.render(latest);
   if (view === 'registry') {
     registry.showManifest(latest);
@@ -75,6 +77,8 @@ window.addEventListener('DOMContentLoaded', async () => {
   registry.init();
   latency.init();
   calls.init();
+  clients.init();
+  $('first-run-clients').addEventListener('click', (event) => { event.preventDefault(); select('clients'); });
   await listen('overview', (event) => show(event.payload));
   show(await call('overview'));
 });

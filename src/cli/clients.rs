@@ -4,11 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 
-use switchboard::clients::{self, AiClient, ENTRY_NAME, ServeCommand, Uninstalled};
+use switchboard::clients::{self, AiClient, ENTRY_NAME, ServeCommand, Uninstalled, served_by};
 use switchboard::import::Places;
-use switchboard::registry::model::{Launch, ServerName};
 use switchboard::registry::{Registry, RegistryOptions, RegistrySnapshot};
 
 fn places() -> Result<Places> {
@@ -18,38 +16,6 @@ fn places() -> Result<Places> {
 fn serve_command(dir: &Path) -> Result<ServeCommand> {
     let program = std::env::current_exe().context("cannot tell where this program is")?;
     Ok(ServeCommand::new(&program, dir))
-}
-
-/// Whether the registry serves what a client's entry `name` launches: the same name, or the
-/// same command and arguments, or the same URL.
-fn served_by(registry: &RegistrySnapshot) -> impl Fn(&str, &Value) -> bool + '_ {
-    move |name, entry| {
-        if ServerName::new(name).is_ok_and(|n| registry.servers.contains_key(&n)) {
-            return true;
-        }
-        let command = entry["command"].as_str();
-        let args: Vec<&str> = entry["args"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let url = entry["url"]
-            .as_str()
-            .or_else(|| entry["serverUrl"].as_str());
-        registry
-            .servers
-            .values()
-            .any(|server| match &server.launch {
-                Launch::Stdio {
-                    command: c,
-                    args: a,
-                    ..
-                } => {
-                    command == Some(c.as_str())
-                        && args == a.iter().map(String::as_str).collect::<Vec<_>>()
-                }
-                Launch::Remote { url: u, .. } => url == Some(u.as_str()),
-            })
-    }
 }
 
 async fn registry(dir: &Path) -> Result<RegistrySnapshot> {

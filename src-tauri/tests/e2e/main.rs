@@ -660,5 +660,57 @@ async fn an_empty_first_run_offers_the_servers_another_client_has() {
             .await
             .is_ok_and(|shown| !shown)
     );
+
+    // Then the client is pointed here from the Clients view: a preview, then the file written
+    // with one entry, its own copy of the server switched off; uninstall puts it back exactly.
+    let file = claude.join("claude_desktop_config.json");
+    let original = std::fs::read(&file).expect("Claude's config");
+    app.click("#tab-clients").await;
+    app.click("#clients tr[data-client='claude'] button[data-action='install']")
+        .await;
+    let preview = app
+        .wait_text("#client-preview", "the preview", |t| {
+            t.contains("+ switchboard:")
+        })
+        .await;
+    assert!(
+        preview.contains("serve") && preview.contains("from-claude: switched off here"),
+        "{preview}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        original,
+        "a preview writes nothing"
+    );
+    app.screenshot("clients").await;
+    app.click("#client-apply").await;
+    app.wait_text("#clients-result", "written", |t| t.contains("written to"))
+        .await;
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).expect("JSON");
+    let entry = &written["mcpServers"]["switchboard"];
+    assert!(
+        entry["command"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("switchboard"))
+            && entry["args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "serve")),
+        "{written}"
+    );
+    assert!(
+        written["mcpServers"].get("from-claude").is_none(),
+        "{written}"
+    );
+    app.wait_text("#clients tr[data-client='claude']", "it routes here", |t| {
+        t.contains("yes")
+    })
+    .await;
+    app.click("#clients tr[data-client='claude'] button[data-action='uninstall']")
+        .await;
+    app.wait_text("#clients-result", "restored", |t| {
+        t.contains("back as it was")
+    })
+    .await;
+    assert_eq!(std::fs::read(&file).unwrap(), original, "byte for byte");
     app.close().await;
 }
