@@ -151,7 +151,10 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
             };
             reply(daemon.set_tool_enabled(connector, tool, enabled).await?)
         }
-        Request::LatencySvg { id, dark } => reply(daemon.latency_svg(&id, dark)),
+        Request::LatencySvg { id, dark, window_s } => {
+            let window = window_s.map(std::time::Duration::from_secs);
+            reply(daemon.latency_svg(&id, dark, window))
+        }
         Request::RegistryEntries {} => {
             reply(overview::registry_entries(&daemon.registry().snapshot()))
         }

@@ -482,9 +482,13 @@ impl Daemon {
     }
 
     /// The Latency view's chart of `connector`'s calls so far.
-    pub fn latency_svg(&self, connector: &str, dark: bool) -> String {
+    pub fn latency_svg(&self, connector: &str, dark: bool, window: Option<Duration>) -> String {
         let theme = if dark { Theme::Dark } else { Theme::Light };
-        let histogram = self.engine.metrics().histogram(connector);
+        let metrics = self.engine.metrics();
+        let histogram = match window {
+            Some(window) => metrics.histogram_within(connector, window),
+            None => metrics.histogram(connector),
+        };
         latency_chart::render(connector, histogram.as_ref(), theme)
     }
 

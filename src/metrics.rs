@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::health::Health;
 
+mod by_minute;
 mod endpoint;
 
 pub use endpoint::{router, serve};
@@ -121,6 +122,7 @@ struct ConnectorStats {
     latency: Option<hdrhistogram::Histogram<u64>>,
     errors: u64,
     recent: VecDeque<(Instant, Duration, bool)>,
+    by_minute: by_minute::ByMinute,
 }
 
 fn latency_histogram() -> hdrhistogram::Histogram<u64> {
@@ -139,6 +141,8 @@ pub struct Metrics {
     manifest_fetch: Family<ResultLabels, Histogram, fn() -> Histogram>,
     registry_flush: Histogram,
     quota: Family<QuotaLabels, Counter>,
+    /// When these metrics began: what the by-minute counts count from.
+    epoch: Instant,
     stats: Mutex<HashMap<String, ConnectorStats>>,
 }
 
@@ -202,6 +206,7 @@ impl Metrics {
         );
         Arc::new(Self {
             quota,
+            epoch: Instant::now(),
             registry,
             operations,
             up,
@@ -260,6 +265,9 @@ impl Metrics {
         // A tool that answers isError has answered: that is not the connector failing.
         let failed = error_type.is_some_and(|t| t != TOOL_ERROR);
         connector.recent.push_back((now, elapsed, failed));
+        connector
+            .by_minute
+            .record(now, self.epoch, elapsed, error_type.is_some());
         while connector.recent.len() > WINDOW_CALLS
             || connector
                 .recent
@@ -321,6 +329,15 @@ impl Metrics {
             buckets: buckets[first..=last].to_vec(),
             summary: summarize(&merged, errors),
         })
+    }
+
+    /// The connector's calls of the last `window` (at most an hour), by the chart's buckets.
+    pub fn histogram_within(&self, connector: &str, window: Duration) -> Option<LatencyHistogram> {
+        let stats = self.stats();
+        stats
+            .get(connector)?
+            .by_minute
+            .histogram(Instant::now(), self.epoch, window)
     }
 
     /// A copy of the connector's histogram (a 23 KB copy: the lock that calls record under is

@@ -97,6 +97,10 @@ pub enum Request {
         id: String,
         #[serde(default)]
         dark: bool,
+        /// Only the calls of the last this many seconds (at most an hour); all since start
+        /// without.
+        #[serde(default)]
+        window_s: Option<u64>,
     },
     RegistryEntries {},
     SaveServer {

@@ -133,7 +133,16 @@ export function init() {
 }
 const dark = window.matchMedia('(prefers-color-scheme: dark)');
 
+/** The chosen time window in seconds; `null` for every call since start. */
+function windowSeconds() {
+  const value = document.getElementById('latency-window').value;
+  return value === '' ? null : Number(value);
+}
+
+let last = null;
+
 export function render(overview) {
+  last = overview;
   refreshTools(overview).catch(() => { toolsKey = ''; });
   const charts = document.getElementById('charts');
   const ids = new Set(overview.connectors.map((c) => c.id));
@@ -153,15 +162,27 @@ export function render(overview) {
     }
     const calls = c.calls?.calls ?? 0;
     figure.querySelector('figcaption').textContent = `${c.id}: ${calls} calls`;
-    const key = `${calls}:${dark.matches}`;
+    const within = windowSeconds();
+    const key = `${calls}:${dark.matches}:${within}`;
     if (drawn.get(c.id) === key) continue;
     drawn.set(c.id, key);
-    call('latency_svg', { id: c.id, dark: dark.matches }).then((svg) => {
+    call('latency_svg', { id: c.id, dark: dark.matches, window_s: within }).then((svg) => {
       // An <img> never runs what an SVG holds.
       figure.querySelector('img').src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
       figure.dataset.calls = String(calls);
+      figure.dataset.window = String(within ?? 'all');
     }).catch(() => drawn.delete(c.id));
   }
 }
 
 dark.addEventListener('change', () => drawn.clear());
+document.getElementById('latency-window').addEventListener('change', () => {
+  if (last) render(last);
+});
+// In a window, calls age out with no new overview to say so: draw again now and then.
+setInterval(() => {
+  if (windowSeconds() !== null && last && !document.getElementById('view-latency').hidden) {
+    drawn.clear();
+    render(last);
+  }
+}, 30000);

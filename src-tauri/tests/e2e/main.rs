@@ -284,6 +284,37 @@ async fn the_latency_view_draws_the_calls_made() {
     );
     app.screenshot("latency").await;
 
+    // The last 5 minutes hold the same five calls, drawn from the by-minute counts.
+    bounded(
+        "choosing a time window",
+        app.client.execute(
+            "const s = document.getElementById('latency-window'); s.value = '300'; \
+             s.dispatchEvent(new Event('change'));",
+            vec![],
+        ),
+    )
+    .await
+    .expect("the window chosen");
+    let windowed = app
+        .element("#charts figure[data-id='fx1'][data-window='300'] img")
+        .await
+        .attr("src")
+        .await
+        .expect("src")
+        .unwrap_or_default();
+    let svg = urlencoding_decode(&windowed);
+    assert!(svg.contains("5 calls"), "the window's chart: {svg:.400}");
+    bounded(
+        "back to since start",
+        app.client.execute(
+            "const s = document.getElementById('latency-window'); s.value = ''; \
+             s.dispatchEvent(new Event('change'));",
+            vec![],
+        ),
+    )
+    .await
+    .expect("the window chosen");
+
     // The app is the daemon: the CLI's call goes over its session and into its histograms.
     let accepted = fixtures[0].accepted_connections();
     let dir = app.config_dir.clone();
