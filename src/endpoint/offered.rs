@@ -30,20 +30,22 @@ fn internal(error: WireError) -> ErrorData {
     ErrorData::internal_error(error.message, None)
 }
 
+/// The items with the URI `uri` points at mapped to the one they are served under.
+fn served<T>(listed: Vec<Offered<T>>, uri: impl Fn(&mut T) -> &mut String) -> Vec<T> {
+    listed
+        .into_iter()
+        .map(|offered| {
+            let mut item = offered.item;
+            let own = uri(&mut item);
+            *own = uris::served(&offered.connector, own);
+            item
+        })
+        .collect()
+}
+
 pub async fn resources(upstream: &Upstream) -> Result<ListResourcesResult, ErrorData> {
     let listed: Vec<Offered<Resource>> = ask(upstream, Request::Resources {}).await?;
-    let resources = listed
-        .into_iter()
-        .map(
-            |Offered {
-                 connector,
-                 mut item,
-             }| {
-                item.uri = uris::served(&connector, &item.uri);
-                item
-            },
-        )
-        .collect();
+    let resources = served(listed, |r| &mut r.uri);
     Ok(ListResourcesResult::with_all_items(resources)
         .with_ttl_ms(TTL_MS)
         .with_cache_scope(CacheScope::Private))
@@ -54,18 +56,7 @@ pub async fn resource_templates(
 ) -> Result<ListResourceTemplatesResult, ErrorData> {
     let listed: Vec<Offered<ResourceTemplate>> =
         ask(upstream, Request::ResourceTemplates {}).await?;
-    let templates = listed
-        .into_iter()
-        .map(
-            |Offered {
-                 connector,
-                 mut item,
-             }| {
-                item.uri_template = uris::served(&connector, &item.uri_template);
-                item
-            },
-        )
-        .collect();
+    let templates = served(listed, |t| &mut t.uri_template);
     Ok(ListResourceTemplatesResult::with_all_items(templates)
         .with_ttl_ms(TTL_MS)
         .with_cache_scope(CacheScope::Private))

@@ -59,6 +59,18 @@ fn servers_file(app: &App) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Picks the Latency view's time window (`""`: since start), as a user's choice does.
+async fn choose_latency_window(app: &App, seconds: &str) {
+    let script = "const [value] = arguments; const s = document.getElementById('latency-window'); \
+        s.value = value; s.dispatchEvent(new Event('change'));";
+    bounded(
+        "choosing a time window",
+        app.client.execute(script, vec![seconds.into()]),
+    )
+    .await
+    .expect("the window chosen");
+}
+
 /// Calls a command from inside the page, as the UI does.
 async fn invoke(app: &App, command: &str, args: Value) -> Value {
     let script = "const [command, args, done] = arguments; \
@@ -285,16 +297,7 @@ async fn the_latency_view_draws_the_calls_made() {
     app.screenshot("latency").await;
 
     // The last 5 minutes hold the same five calls, drawn from the by-minute counts.
-    bounded(
-        "choosing a time window",
-        app.client.execute(
-            "const s = document.getElementById('latency-window'); s.value = '300'; \
-             s.dispatchEvent(new Event('change'));",
-            vec![],
-        ),
-    )
-    .await
-    .expect("the window chosen");
+    choose_latency_window(&app, "300").await;
     let windowed = app
         .element("#charts figure[data-id='fx1'][data-window='300'] img")
         .await
@@ -304,16 +307,7 @@ async fn the_latency_view_draws_the_calls_made() {
         .unwrap_or_default();
     let svg = urlencoding_decode(&windowed);
     assert!(svg.contains("5 calls"), "the window's chart: {svg:.400}");
-    bounded(
-        "back to since start",
-        app.client.execute(
-            "const s = document.getElementById('latency-window'); s.value = ''; \
-             s.dispatchEvent(new Event('change'));",
-            vec![],
-        ),
-    )
-    .await
-    .expect("the window chosen");
+    choose_latency_window(&app, "").await;
 
     // The app is the daemon: the CLI's call goes over its session and into its histograms.
     let accepted = fixtures[0].accepted_connections();
