@@ -8,6 +8,8 @@ python_client.py URL - MODE SCENARIO [TOOL ARGS_JSON]   (bearer token from $SWIT
             watch [TOOL]: list, print {"ready": names}, wait for the tool list to change (the
             session's notification, or a subscriptions/listen stream), list again and (with
             TOOL) call TOOL, print {"changed": names, "text": …, "is_error": …}
+            repeat TOOL ARGS_JSON N: call TOOL N times, 100 ms apart, print {"n": i, "text": …,
+            "is_error": …} after each
             offerings: list resources, resource templates and prompts, read the first resource,
             get the first prompt that needs no arguments, print {"resources": uris,
             "templates": …, "prompts": names, "read": [uri, text], "prompt": [name, messages]}
@@ -81,6 +83,13 @@ async def main():
                 say(changed=names, text=text, is_error=bool(result.is_error))
             else:
                 say(changed=names)
+        elif scenario == "repeat":
+            tool, arguments, times = sys.argv[5], json.loads(sys.argv[6]), int(sys.argv[7])
+            for n in range(times):
+                result = await client.call_tool(tool, arguments)
+                text = " ".join(getattr(c, "text", "") for c in result.content)
+                say(n=n, text=text, is_error=bool(result.is_error))
+                await asyncio.sleep(0.1)
         elif scenario == "offerings":
             resources = (await client.list_resources()).resources
             templates = (await client.list_resource_templates()).resource_templates

@@ -134,7 +134,9 @@ async fn sdk_clients_of_both_eras_get_every_tool_under_a_legal_name_and_call_thr
 
 /// The fixture over HTTP (`fx`, two tools, its requests counted here) and mcp-server-time
 /// (`time`), both healthy under a daemon started with `args`.
-async fn healthy_fleet_under_a_daemon(args: &[&str]) -> (Fixture, tempfile::TempDir, Daemon) {
+pub(crate) async fn healthy_fleet_under_a_daemon(
+    args: &[&str],
+) -> (Fixture, tempfile::TempDir, Daemon) {
     let knobs = Knobs {
         tools: 2,
         ..Knobs::default()
@@ -492,5 +494,49 @@ async fn a_servers_progress_reaches_the_calling_client_in_order_before_the_answe
             client.sdk
         );
         client.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_outlives_its_daemon_an_ai_clients_calls_go_on_from_an_engine_of_its_own() {
+    let (fixture, _tmp, daemon) = healthy_fleet_under_a_daemon(&[]).await;
+    let dir = _tmp.path();
+    let client = SdkClient::start(
+        Sdk::PythonAuto,
+        Target::Serve(dir),
+        &["repeat", "fx_tool_000", "{}", "200"],
+    );
+    for _ in 0..2 {
+        let report = client.next();
+        assert_eq!(report["is_error"], false, "through the daemon: {report}");
+    }
+    let handshakes = || {
+        let methods = fixture.methods();
+        methods
+            .iter()
+            .filter(|m| *m == "initialize" || *m == "server/discover")
+            .count()
+    };
+    let before = handshakes();
+    // The user quits the app (the daemon): the AI client, and its serve, stay.
+    drop(daemon);
+    let quit = Instant::now();
+    loop {
+        // A call caught in the switch may fail, as a tool error saying why; the client never
+        // does (`next` would find it gone).
+        let report = client.next();
+        let text = report["text"].as_str().unwrap_or_default();
+        if report["is_error"] == false && handshakes() > before {
+            assert!(text.contains("tool_000"), "{report}");
+            break;
+        }
+        assert!(
+            report["is_error"] == false || !text.is_empty(),
+            "a failure says why: {report}"
+        );
+        assert!(
+            quit.elapsed() < DEADLINE,
+            "within {DEADLINE:?}: calls answer again from serve's own engine"
+        );
     }
 }
