@@ -68,16 +68,20 @@ fn compose_overviews(
 ) {
     let compose = |engine: &watch::Receiver<Arc<EngineSnapshot>>,
                    registry: &watch::Receiver<Arc<crate::registry::RegistrySnapshot>>,
-                   manifest: &watch::Receiver<Option<ManifestView>>| {
+                   manifest: &watch::Receiver<Option<ManifestView>>,
+                   figures: overview::Served| {
         overview::overview(
             &engine.borrow(),
             &registry.borrow(),
             manifest.borrow().as_ref(),
+            figures,
         )
     };
-    let (publish, overviews) = watch::channel(Arc::new(compose(&engine, &registry, &manifest)));
-    let (count_tool_changes, tool_changes) = watch::channel(0u64);
     let mut served = ServedTools::of(&engine.borrow(), &registry.borrow());
+    let mut figures = overview::served(&engine.borrow(), &registry.borrow());
+    let first = compose(&engine, &registry, &manifest, figures);
+    let (publish, overviews) = watch::channel(Arc::new(first));
+    let (count_tool_changes, tool_changes) = watch::channel(0u64);
     let task = tokio::spawn(async move {
         loop {
             let changed = tokio::select! {
@@ -92,9 +96,10 @@ fn compose_overviews(
             let now = ServedTools::of(&engine.borrow(), &registry.borrow());
             if now != served {
                 served = now;
+                figures = overview::served(&engine.borrow(), &registry.borrow());
                 count_tool_changes.send_modify(|n| *n += 1);
             }
-            let next = compose(&engine, &registry, &manifest);
+            let next = compose(&engine, &registry, &manifest, figures);
             publish.send_if_modified(|current| {
                 let news = **current != next;
                 if news {
@@ -272,11 +277,9 @@ impl Daemon {
     /// The fleet as the tray, the window and `switchboard status` show it, as of this moment
     /// (composed afresh: a caller that just saw the engine settle sees it settled here too).
     pub fn overview(&self) -> Overview {
-        overview::overview(
-            &self.engine.snapshot(),
-            &self.registry.snapshot(),
-            self.manifest.borrow().as_ref(),
-        )
+        let (engine, registry) = (self.engine.snapshot(), self.registry.snapshot());
+        let served = overview::served(&engine, &registry);
+        overview::overview(&engine, &registry, self.manifest.borrow().as_ref(), served)
     }
 
     /// The overview, and every change of it: the one the tray, the window and `status` read.

@@ -62,10 +62,13 @@ pub struct ManifestInfo {
     pub stale: Option<String>,
 }
 
+/// The overview; `served` is [`served`] of the same snapshots (passed in: it serializes every
+/// tool, so the daemon computes it only when the served set changed).
 pub fn overview(
     engine: &EngineSnapshot,
     registry: &RegistrySnapshot,
     manifest: Option<&ManifestView>,
+    served: Served,
 ) -> Overview {
     Overview {
         overall: health::overall(&engine.connectors),
@@ -78,7 +81,7 @@ pub fn overview(
         manifest_setting: registry.manifest.clone(),
         registry_error: registry.file_error.as_ref().map(ToString::to_string),
         first_run: registry.servers.is_empty() && engine.connectors.is_empty(),
-        served: served(engine, registry),
+        served,
     }
 }
 
