@@ -172,6 +172,15 @@ async fn healthy_fleet_with(knobs: Knobs, args: &[&str]) -> (Fixture, tempfile::
     (fixture, tmp, daemon)
 }
 
+/// Sessions the fixture has seen opened (either era's handshake).
+fn handshakes(fixture: &Fixture) -> usize {
+    let methods = fixture.methods();
+    methods
+        .iter()
+        .filter(|m| *m == "initialize" || *m == "server/discover")
+        .count()
+}
+
 /// Three clients (Python in both eras, TypeScript) watch `target`; `fx` is switched off from
 /// another process; each is told, re-lists without fx's tools within [`CHANGE_LIMIT`], and a
 /// late call to a tool that left gets a tool error saying why. Their listing never reached the
@@ -181,20 +190,13 @@ async fn a_toggle_elsewhere_reaches_every_client(
     dir: &Path,
     target: Target<'_>,
 ) {
-    let handshakes = || {
-        let methods = fixture.methods();
-        methods
-            .iter()
-            .filter(|m| *m == "initialize" || *m == "server/discover")
-            .count()
-    };
     let lists = || {
         fixture
             .counters()
             .tool_lists
             .load(std::sync::atomic::Ordering::Relaxed)
     };
-    let (handshakes_before, lists_before) = (handshakes(), lists());
+    let (handshakes_before, lists_before) = (handshakes(fixture), lists());
 
     let sdks = [Sdk::PythonLegacy, Sdk::PythonAuto, Sdk::TypeScript];
     let clients: Vec<_> = sdks
@@ -215,7 +217,7 @@ async fn a_toggle_elsewhere_reaches_every_client(
         "the clients' tools/list came from the daemon's catalog, not the server"
     );
     assert_eq!(
-        handshakes(),
+        handshakes(fixture),
         handshakes_before,
         "no session of its own to the server: {:?}",
         fixture.methods()
@@ -510,14 +512,7 @@ async fn serve_outlives_its_daemon_an_ai_clients_calls_go_on_from_an_engine_of_i
         let report = client.next();
         assert_eq!(report["is_error"], false, "through the daemon: {report}");
     }
-    let handshakes = || {
-        let methods = fixture.methods();
-        methods
-            .iter()
-            .filter(|m| *m == "initialize" || *m == "server/discover")
-            .count()
-    };
-    let before = handshakes();
+    let before = handshakes(&fixture);
     // The user quits the app (the daemon): the AI client, and its serve, stay.
     drop(daemon);
     let quit = Instant::now();
@@ -526,7 +521,7 @@ async fn serve_outlives_its_daemon_an_ai_clients_calls_go_on_from_an_engine_of_i
         // does (`next` would find it gone).
         let report = client.next();
         let text = report["text"].as_str().unwrap_or_default();
-        if report["is_error"] == false && handshakes() > before {
+        if report["is_error"] == false && handshakes(&fixture) > before {
             assert!(text.contains("tool_000"), "{report}");
             break;
         }
