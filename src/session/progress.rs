@@ -19,6 +19,9 @@ use tokio::sync::mpsc;
 
 /// Updates kept for tokens not (yet) claimed; older ones go first.
 const UNCLAIMED: usize = 32;
+/// A progress message is passed on cut to this many characters: it is a status line, and a
+/// server could send megabytes in every one.
+const MAX_MESSAGE_CHARS: usize = 1_000;
 
 /// One progress update of a call, as the server sent it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,7 +38,9 @@ impl From<ProgressNotificationParam> for Progress {
         Self {
             progress: update.progress,
             total: update.total,
-            message: update.message,
+            message: update
+                .message
+                .map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect()),
         }
     }
 }
@@ -196,5 +201,43 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for ProgressTap<T> {
 
     fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
         self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::NumberOrString;
+
+    use super::*;
+
+    fn update(token: i64, progress: f64, message: &str) -> ProgressNotificationParam {
+        let mut update =
+            ProgressNotificationParam::new(ProgressToken(NumberOrString::Number(token)), progress);
+        update.message = Some(message.to_string());
+        update
+    }
+
+    #[test]
+    fn an_update_before_its_claim_is_kept_a_moment_and_others_are_bounded() {
+        let routes = ProgressRoutes::default();
+        routes.deliver(update(7, 1.0, "early"));
+        for n in 0..100 {
+            routes.deliver(update(1000 + n, 1.0, "nobody's"));
+        }
+        routes.deliver(update(8, 1.0, "early too"));
+        assert_eq!(routes.routes().unclaimed.len(), UNCLAIMED, "bounded");
+        let (sink, mut got) = mpsc::channel(8);
+        let claimed = routes.claim(ProgressToken(NumberOrString::Number(8)), sink);
+        routes.deliver(update(8, 2.0, &"x".repeat(5_000)));
+        assert_eq!(
+            got.try_recv().unwrap().message.as_deref(),
+            Some("early too")
+        );
+        let long = got.try_recv().unwrap();
+        assert_eq!(long.progress, 2.0);
+        assert_eq!(long.message.map(|m| m.len()), Some(MAX_MESSAGE_CHARS));
+        drop(claimed);
+        routes.deliver(update(8, 3.0, "late"));
+        assert!(got.try_recv().is_err(), "a call that ended hears no more");
     }
 }
