@@ -340,12 +340,7 @@ impl Engine {
     ) -> Result<CallToolResult, CallError> {
         let (connector, tool) = split_qualified(qualified)
             .ok_or_else(|| CallError::UnknownTool(qualified.to_string()))?;
-        let caller = self
-            .callers
-            .read()
-            .ok()
-            .and_then(|callers| callers.get(connector).cloned())
-            .ok_or_else(|| self.not_connected(connector))?;
+        let caller = self.caller(connector)?;
         let mut deadline = caller.call_timeout;
         let _admitted = match self.quota_gate(connector) {
             None => None,
@@ -409,12 +404,6 @@ impl Engine {
             None => gates.remove(connector),
         };
         gate
-    }
-
-    /// Calls waiting for a concurrency slot of `connector` now.
-    pub fn calls_waiting(&self, connector: &str) -> usize {
-        let gates = self.quota_gates.lock().unwrap_or_else(|p| p.into_inner());
-        gates.get(connector).map_or(0, |gate| gate.waiting())
     }
 
     fn not_connected(&self, connector: &str) -> CallError {

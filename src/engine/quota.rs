@@ -192,7 +192,8 @@ impl QuotaGate {
     }
 
     /// Calls waiting for a slot now.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }
 }

@@ -1,11 +1,12 @@
-//! Listing a server's tools within bounds: a hostile or broken server can page forever, cycle
+//! Listing a server's tools (and resources, prompts) within bounds: a hostile or broken server can page forever, cycle
 //! its cursor or list a million tools, and each is reported by what it did.
 
 use std::collections::HashSet;
+use std::future::Future;
 
 use rmcp::RoleClient;
 use rmcp::model::{PaginatedRequestParams, Tool};
-use rmcp::service::Peer;
+use rmcp::service::{Peer, ServiceError};
 
 use super::SessionError;
 
@@ -20,35 +21,51 @@ pub(super) async fn list_tools(
     peer: &Peer<RoleClient>,
     connector: &str,
 ) -> Result<Vec<Tool>, SessionError> {
-    let mut tools: Vec<Tool> = Vec::new();
+    let tools = all_pages("tools/list", "tools", |params| async {
+        let page = peer.list_tools(Some(params)).await?;
+        Ok((page.tools, page.next_cursor))
+    })
+    .await?;
+    Ok(without_repeats(tools, connector))
+}
+
+/// Every item of a paginated list (`method`, listing `what`), following cursors within the
+/// bounds above: a server that pages forever, cycles its cursor or lists too much is told so.
+pub(super) async fn all_pages<T, F, Fut>(
+    method: &str,
+    what: &str,
+    mut page: F,
+) -> Result<Vec<T>, SessionError>
+where
+    F: FnMut(PaginatedRequestParams) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+{
+    let mut items = Vec::new();
     let mut cursors = HashSet::new();
     let mut cursor = None;
-    for page in 1..=MAX_PAGES {
+    for page_number in 1..=MAX_PAGES {
         let params = PaginatedRequestParams::default().with_cursor(cursor.take());
-        let listed = peer
-            .list_tools(Some(params))
-            .await
-            .map_err(SessionError::from_service)?;
-        tools.extend(listed.tools);
-        if tools.len() > MAX_TOOLS {
+        let (listed, next) = page(params).await.map_err(SessionError::from_service)?;
+        items.extend(listed);
+        if items.len() > MAX_TOOLS {
             return Err(SessionError::OverLimit(format!(
-                "the server lists more than {MAX_TOOLS} tools, the most Switchboard takes \
+                "the server lists more than {MAX_TOOLS} {what}, the most Switchboard takes \
                  from one server"
             )));
         }
-        match listed.next_cursor {
-            None => return Ok(without_repeats(tools, connector)),
+        match next {
+            None => return Ok(items),
             Some(next) if !cursors.insert(next.clone()) => {
                 return Err(SessionError::OverLimit(format!(
-                    "the server's tools/list sent a cursor it had sent before (page {page}): \
-                     the list never ends"
+                    "the server's {method} sent a cursor it had sent before (page \
+                     {page_number}): the list never ends"
                 )));
             }
             Some(next) => cursor = Some(next),
         }
     }
     Err(SessionError::OverLimit(format!(
-        "the server's tools/list still had more after {MAX_PAGES} pages"
+        "the server's {method} still had more after {MAX_PAGES} pages"
     )))
 }
 

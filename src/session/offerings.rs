@@ -1,17 +1,15 @@
 //! What a server offers besides tools: its resources (and resource templates) and prompts,
 //! listed within the same bounds as its tools, read and got within the connector's deadline.
 
-use std::collections::HashSet;
 use std::future::Future;
 
 use rmcp::model::{
-    GetPromptRequestParams, GetPromptResult, PaginatedRequestParams, Prompt,
-    ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate,
+    GetPromptRequestParams, GetPromptResult, Prompt, ReadResourceRequestParams, ReadResourceResult,
+    Resource, ResourceTemplate,
 };
-use rmcp::service::ServiceError;
 use serde_json::{Map, Value};
 
-use super::listing::{MAX_PAGES, MAX_TOOLS};
+use super::listing::all_pages;
 use super::{Caller, SessionError};
 
 /// What a server said it has, in its capabilities.
@@ -33,7 +31,7 @@ impl Caller {
     }
 
     pub async fn resources(&self) -> Result<Vec<Resource>, SessionError> {
-        self.bounded(all_pages("resources", |params| async {
+        self.bounded(all_pages("resources/list", "resources", |params| async {
             let page = self.peer.list_resources(Some(params)).await?;
             Ok((page.resources, page.next_cursor))
         }))
@@ -41,15 +39,19 @@ impl Caller {
     }
 
     pub async fn resource_templates(&self) -> Result<Vec<ResourceTemplate>, SessionError> {
-        self.bounded(all_pages("resource templates", |params| async {
-            let page = self.peer.list_resource_templates(Some(params)).await?;
-            Ok((page.resource_templates, page.next_cursor))
-        }))
+        self.bounded(all_pages(
+            "resources/templates/list",
+            "resource templates",
+            |params| async {
+                let page = self.peer.list_resource_templates(Some(params)).await?;
+                Ok((page.resource_templates, page.next_cursor))
+            },
+        ))
         .await
     }
 
     pub async fn prompts(&self) -> Result<Vec<Prompt>, SessionError> {
-        self.bounded(all_pages("prompts", |params| async {
+        self.bounded(all_pages("prompts/list", "prompts", |params| async {
             let page = self.peer.list_prompts(Some(params)).await?;
             Ok((page.prompts, page.next_cursor))
         }))
@@ -94,37 +96,4 @@ impl Caller {
         self.activity.answered();
         Ok(answer)
     }
-}
-
-/// Every item of a paginated list, following cursors within the bounds tools have.
-async fn all_pages<T, F, Fut>(what: &str, mut page: F) -> Result<Vec<T>, SessionError>
-where
-    F: FnMut(PaginatedRequestParams) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
-{
-    let mut items = Vec::new();
-    let mut cursors = HashSet::new();
-    let mut cursor = None;
-    for _ in 0..MAX_PAGES {
-        let params = PaginatedRequestParams::default().with_cursor(cursor.take());
-        let (listed, next) = page(params).await.map_err(SessionError::from_service)?;
-        items.extend(listed);
-        if items.len() > MAX_TOOLS {
-            return Err(SessionError::OverLimit(format!(
-                "the server lists more than {MAX_TOOLS} {what}"
-            )));
-        }
-        match next {
-            None => return Ok(items),
-            Some(next) if !cursors.insert(next.clone()) => {
-                return Err(SessionError::OverLimit(format!(
-                    "the server's list of {what} sent a cursor it had sent before"
-                )));
-            }
-            Some(next) => cursor = Some(next),
-        }
-    }
-    Err(SessionError::OverLimit(format!(
-        "the server's list of {what} still had more after {MAX_PAGES} pages"
-    )))
 }
