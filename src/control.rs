@@ -4,6 +4,7 @@
 
 pub mod client;
 pub use client::ControlClient;
+mod sideband;
 pub mod socket;
 
 use serde::Serialize;
@@ -79,7 +80,7 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
             &daemon.engine().snapshot(),
             &daemon.registry().snapshot(),
         )),
-        // Progress needs the connection to send it on: the socket answers those itself.
+        // Progress and questions need the connection to go on: the socket answers those itself.
         Request::CallTool {
             tool,
             arguments,
@@ -91,7 +92,12 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
                 client,
                 correlation,
             };
-            reply(daemon.call_tool_as(&tool, arguments, origin, None).await?)
+            let sideband = crate::session::Sideband::default();
+            reply(
+                daemon
+                    .call_tool_as(&tool, arguments, origin, sideband)
+                    .await?,
+            )
         }
         Request::CallLog {} => reply(daemon.call_log()),
         Request::Resources {} => reply(offerings::resources(daemon.engine()).await),

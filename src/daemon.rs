@@ -442,18 +442,19 @@ impl Daemon {
         qualified: &str,
         arguments: serde_json::Value,
     ) -> Result<CallToolResult, DaemonError> {
-        self.call_tool_as(qualified, arguments, CallOrigin::default(), None)
+        let sideband = crate::session::Sideband::default();
+        self.call_tool_as(qualified, arguments, CallOrigin::default(), sideband)
             .await
     }
 
     /// [`Daemon::call_tool`] for `origin` (kept in the call log), passing the server's progress
-    /// updates to `progress`.
+    /// updates and questions to `sideband`.
     pub async fn call_tool_as(
         &self,
         qualified: &str,
         arguments: serde_json::Value,
         origin: CallOrigin,
-        progress: Option<crate::session::ProgressSink>,
+        sideband: crate::session::Sideband,
     ) -> Result<CallToolResult, DaemonError> {
         let arguments = match arguments {
             serde_json::Value::Null => None,
@@ -468,7 +469,7 @@ impl Daemon {
         let started = std::time::Instant::now();
         let answer = self
             .engine
-            .call_reporting(qualified, arguments, progress)
+            .call_reporting(qualified, arguments, sideband)
             .await;
         let outcome = match &answer {
             Ok(result) => Ok(result.is_error == Some(true)),

@@ -10,6 +10,7 @@ pub mod naming;
 mod offered;
 pub mod served;
 mod server;
+mod sideband;
 mod upstream;
 mod uris;
 

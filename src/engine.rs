@@ -21,7 +21,7 @@ use crate::catalog::{Catalog, split_qualified};
 use crate::connector::{ConnectorSpec, Credential, Source};
 use crate::health::Health;
 use crate::metrics::{LatencySummary, Metrics, TOOL_ERROR};
-use crate::session::{Caller, ProgressSink, SessionError};
+use crate::session::{Caller, SessionError, Sideband};
 
 /// Connectors connected at once unless configured otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -328,15 +328,16 @@ impl Engine {
         qualified: &str,
         arguments: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Result<CallToolResult, CallError> {
-        self.call_reporting(qualified, arguments, None).await
+        self.call_reporting(qualified, arguments, Sideband::default())
+            .await
     }
 
-    /// [`Engine::call`], passing the server's progress updates to `progress`.
+    /// [`Engine::call`], passing the server's progress updates and questions to `sideband`.
     pub async fn call_reporting(
         &self,
         qualified: &str,
         arguments: Option<serde_json::Map<String, serde_json::Value>>,
-        progress: Option<ProgressSink>,
+        sideband: Sideband,
     ) -> Result<CallToolResult, CallError> {
         let (connector, tool) = split_qualified(qualified)
             .ok_or_else(|| CallError::UnknownTool(qualified.to_string()))?;
@@ -363,7 +364,7 @@ impl Engine {
         };
         let started = std::time::Instant::now();
         let result = caller
-            .call_within(tool, arguments, deadline, progress)
+            .call_within(tool, arguments, deadline, sideband)
             .await;
         let error_type = match &result {
             Ok(r) if r.is_error == Some(true) => Some(TOOL_ERROR.to_string()),

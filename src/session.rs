@@ -13,6 +13,7 @@ mod legacy_sse;
 mod listing;
 mod offerings;
 mod progress;
+mod questions;
 mod reuse;
 mod stderr;
 
@@ -23,9 +24,11 @@ pub use http::{HttpClientError, http_client, http_client_trusting};
 pub use listing::{MAX_PAGES, MAX_TOOLS};
 pub use offerings::Offers;
 pub use progress::{Progress, ProgressSink};
+pub use questions::{Question, QuestionSink, Sideband, ask};
 
 use handshake::connect;
 use progress::{ProgressRoutes, ProgressTap};
+use questions::QuestionRoutes;
 use stderr::StderrTail;
 
 use std::sync::Arc;
@@ -34,8 +37,8 @@ use std::time::{Duration, Instant};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
     ClientRequest, ElicitRequestParams, ElicitResult, ElicitationCapability,
-    FormElicitationCapability, Implementation, InputRequest, InputResponses, PingRequest,
-    ProtocolVersion, RequestMetaObject, Tool,
+    FormElicitationCapability, Implementation, PingRequest, ProtocolVersion, RequestMetaObject,
+    Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::{ClientCacheConfig, ClientHandler, RoleClient};
@@ -60,6 +63,8 @@ struct SessionEvents {
     /// Routes the server's progress updates to the calls that asked for them (fed by the
     /// transport, see [`progress::ProgressTap`]).
     progress: ProgressRoutes,
+    /// The calls in flight, and which of them can take the server's questions.
+    questions: QuestionRoutes,
 }
 
 impl ClientHandler for SessionEvents {
@@ -86,6 +91,11 @@ impl ClientHandler for SessionEvents {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, rmcp::ErrorData> {
+        if let Some(asker) = self.questions.asker()
+            && let Some(answer) = ask(&asker, request.clone()).await
+        {
+            return Ok(answer);
+        }
         Ok(self.elicitation.answer(&request))
     }
 }
@@ -129,6 +139,7 @@ pub struct Session {
     group_leader: Option<u32>,
     faults: Arc<reuse::StreamFaults>,
     progress: ProgressRoutes,
+    questions: QuestionRoutes,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -176,7 +187,7 @@ impl Session {
         http: &reqwest::Client,
         known: Option<Handshake>,
     ) -> Result<Self, SessionError> {
-        Self::open_with(spec, http, known, Elicitation::Decline).await
+        Self::open_with(spec, http, known, Elicitation::Relay).await
     }
 
     /// Like [`Session::open_as`], answering the server's questions as `elicitation` says.
@@ -195,6 +206,7 @@ impl Session {
             faults: Arc::default(),
             group_leader: Arc::default(),
             progress: ProgressRoutes::default(),
+            questions: QuestionRoutes::default(),
         };
         let opening = async {
             let (service, handshake) = connect(spec, http, events.clone(), known).await?;
@@ -242,7 +254,7 @@ impl Session {
         abandoned.disarm();
         let connect_latency = started.elapsed();
         let stderr = events.stderr.clone();
-        let progress = events.progress.clone();
+        let (progress, questions) = (events.progress.clone(), events.questions.clone());
         let changes = match subscription {
             Some(subscription) => ChangeFeed::Subscribed(Box::new(subscription)),
             None => ChangeFeed::Notified(events.tools_changed),
@@ -255,6 +267,7 @@ impl Session {
             call_timeout: spec.call_timeout,
             changes,
             progress,
+            questions,
             activity: Arc::new(Activity::new()),
             handshake,
             stderr,
@@ -299,6 +312,7 @@ impl Session {
             elicitation: self.elicitation,
             faults: self.faults.clone(),
             progress: self.progress.clone(),
+            questions: self.questions.clone(),
         }
     }
 
@@ -375,6 +389,7 @@ pub struct Caller {
     elicitation: Elicitation,
     faults: Arc<reuse::StreamFaults>,
     progress: ProgressRoutes,
+    questions: QuestionRoutes,
 }
 
 impl Caller {
@@ -385,23 +400,28 @@ impl Caller {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<CallToolResult, SessionError> {
-        self.call_within(tool, arguments, self.call_timeout, None)
+        self.call_within(tool, arguments, self.call_timeout, Sideband::default())
             .await
     }
 
     /// [`Caller::call`] within `deadline` (what is left of the call deadline after a wait),
-    /// its progress passed to `progress` as the server reports it.
+    /// its progress and the server's questions passed to `sideband` where it takes them.
     pub async fn call_within(
         &self,
         tool: &str,
         arguments: Option<Map<String, Value>>,
         deadline: Duration,
-        progress: Option<ProgressSink>,
+        sideband: Sideband,
     ) -> Result<CallToolResult, SessionError> {
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = arguments;
-        let reporting = progress.as_ref().map(|sink| (&self.progress, sink));
-        let result = call_tool(&self.peer, self.elicitation, params, deadline, reporting).await;
+        let reporting = sideband
+            .progress
+            .as_ref()
+            .map(|sink| (&self.progress, sink));
+        let _in_flight = self.questions.enter(sideband.questions.clone());
+        let answering = (self.elicitation, sideband.questions.as_ref());
+        let result = call_tool(&self.peer, answering, params, deadline, reporting).await;
         match result {
             Ok(result) => {
                 self.activity.answered();
@@ -434,7 +454,7 @@ impl Caller {
 /// request id.
 async fn call_tool(
     peer: &rmcp::Peer<RoleClient>,
-    elicitation: Elicitation,
+    (elicitation, asker): (Elicitation, Option<&QuestionSink>),
     mut params: CallToolRequestParams,
     timeout: Duration,
     reporting: Option<(&ProgressRoutes, &ProgressSink)>,
@@ -458,8 +478,9 @@ async fn call_tool(
                         // Only state to hand back: the server is still working; do not spin.
                         tokio::time::sleep(Duration::from_millis(50 << round.min(3))).await;
                     }
-                    params.input_responses = Some(input_responses(elicitation, requests)?)
-                        .filter(|responses| !responses.is_empty());
+                    let responses = questions::input_responses(elicitation, asker, requests);
+                    params.input_responses =
+                        Some(responses.await?).filter(|responses| !responses.is_empty());
                     params.request_state = asked.request_state;
                 }
                 Ok(_) => {
@@ -477,32 +498,6 @@ async fn call_tool(
     tokio::time::timeout(timeout, rounds)
         .await
         .map_err(|_| SessionError::Timeout(timeout))?
-}
-
-/// Answers the questions of an `input_required` result, the way the session answers them alone.
-fn input_responses(
-    elicitation: Elicitation,
-    requests: rmcp::model::InputRequests,
-) -> Result<InputResponses, SessionError> {
-    let mut responses = InputResponses::new();
-    for (key, request) in requests {
-        let answer = match request {
-            InputRequest::Elicitation(request) => {
-                serde_json::to_value(elicitation.answer(&request.params))
-            }
-            InputRequest::ListRoots(_) => Ok(serde_json::json!({ "roots": [] })),
-            _ => {
-                return Err(SessionError::Unsupported(
-                    "the server asked for an LLM completion (sampling), which Switchboard does \
-                     not offer"
-                        .into(),
-                ));
-            }
-        };
-        let answer = answer.map_err(|e| SessionError::transport(e.to_string()))?;
-        responses.insert(key, answer);
-    }
-    Ok(responses)
 }
 
 /// On the 2026-07-28 protocol, list changes come only on a `subscriptions/listen` stream; open

@@ -17,6 +17,10 @@ pub const SUBSCRIBE: &str = "subscribe";
 /// `args.call` if it still runs: its upstream request is dropped, and the server told.
 pub const CANCEL: &str = "cancel";
 
+/// The call (about the connection, like [`CANCEL`]) that answers the daemon's
+/// [`Down::Question`] `args.question` with `args.answer` (an `ElicitResult`).
+pub const ANSWER: &str = "answer";
+
 /// The event a subscribed client hears when the catalog changes (a tool came or went): ask
 /// [`Request::Tools`] again.
 pub const TOOLS_EVENT: &str = "tools";
@@ -51,6 +55,10 @@ pub enum Request {
         /// Send the server's progress updates ([`Down::Progress`]) while the call runs.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         progress: bool,
+        /// Pass the server's questions ([`Down::Question`]) while the call runs; without,
+        /// they are declined.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        asks: bool,
         /// Who asks (an AI client's name), for the call log.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
@@ -179,6 +187,12 @@ pub enum Down {
     Progress {
         id: u64,
         update: crate::session::Progress,
+    },
+    /// The server of call `id` (asked with `asks`) asks its user; answer with [`ANSWER`].
+    Question {
+        id: u64,
+        question: u64,
+        asked: rmcp::model::ElicitRequestParams,
     },
     /// Come to the front (the user asked for the window again).
     Show,

@@ -100,8 +100,8 @@ pub fn run_window() {
                     let _ = handle.emit(&name, payload);
                 }
                 Down::Show => show(&handle),
-                // The window asks for no progress.
-                Down::Answer { .. } | Down::Progress { .. } => {}
+                // The window asks for no progress and takes no questions.
+                Down::Answer { .. } | Down::Progress { .. } | Down::Question { .. } => {}
             });
             let link = Arc::new(link);
             app.manage(link.clone());

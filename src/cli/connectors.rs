@@ -353,6 +353,7 @@ async fn call_in(
         tool: qualified.to_string(),
         arguments,
         progress: false,
+        asks: false,
         client: Some("switchboard CLI".into()),
         correlation: None,
     };

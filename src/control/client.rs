@@ -10,12 +10,12 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::socket::{ControlError, socket_path};
-use crate::session::ProgressSink;
+use crate::session::Sideband;
 use crate::wire::{Down, Request, WireError};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, WireError>>>>>;
-/// Where the progress of calls asked with it goes, by call id.
-type Reporting = Arc<Mutex<HashMap<u64, ProgressSink>>>;
+/// Where the progress and questions of calls asked with them go, by call id.
+type Reporting = Arc<Mutex<HashMap<u64, Sideband>>>;
 
 /// A connection to the running daemon; cheap to clone, closed when the last clone is dropped.
 #[cfg(unix)]
@@ -55,7 +55,7 @@ impl ControlClient {
         let closed = tokio_util::sync::CancellationToken::new();
         tokio::spawn(carry(
             stream,
-            to_send,
+            (to_send, outgoing.downgrade()),
             pending.clone(),
             reporting.clone(),
             events.clone(),
@@ -76,23 +76,25 @@ impl ControlClient {
         self.send(request.into_call(self.next_id())).await
     }
 
-    /// Calls `connector.tool`, passing the server's progress updates to `progress` until
-    /// the answer comes.
+    /// Calls `connector.tool`, passing the server's progress updates and questions to
+    /// `sideband` (where it takes them) until the answer comes.
     pub async fn call_reporting(
         &self,
         tool: String,
         arguments: Value,
         origin: crate::call_log::CallOrigin,
-        progress: ProgressSink,
+        sideband: Sideband,
     ) -> Result<Value, WireError> {
         let id = self.next_id();
+        let (progress, asks) = (sideband.progress.is_some(), sideband.questions.is_some());
         if let Ok(mut reporting) = self.reporting.lock() {
-            reporting.insert(id, progress);
+            reporting.insert(id, sideband);
         }
         let request = Request::CallTool {
             tool,
             arguments,
-            progress: true,
+            progress,
+            asks,
             client: origin.client,
             correlation: origin.correlation,
         };
@@ -182,6 +184,34 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The connection's outgoing lines, held weakly where holding them would keep it open.
+type WeakSender = mpsc::WeakUnboundedSender<String>;
+
+/// Asks the caller of a call the daemon's question, and sends its answer up (declined when the
+/// caller takes no questions or is gone).
+async fn answer(
+    asker: Option<crate::session::QuestionSink>,
+    question: u64,
+    asked: rmcp::model::ElicitRequestParams,
+    outgoing: WeakSender,
+) {
+    use rmcp::model::{ElicitResult, ElicitationAction};
+    let answer = match asker {
+        Some(asker) => crate::session::ask(&asker, asked).await,
+        None => None,
+    };
+    let answer = answer.unwrap_or_else(|| ElicitResult::new(ElicitationAction::Decline));
+    let call = crate::wire::Call {
+        // Its answer is for no one: ids from the top of the range never meet a caller's.
+        id: u64::MAX - question,
+        command: crate::wire::ANSWER.into(),
+        args: serde_json::json!({"question": question, "answer": answer}),
+    };
+    if let (Some(outgoing), Ok(line)) = (outgoing.upgrade(), serde_json::to_string(&call)) {
+        let _ = outgoing.send(line);
+    }
+}
+
 fn gone(why: &str) -> WireError {
     WireError::new("stopped", format!("the daemon went away: {why}"))
 }
@@ -191,7 +221,7 @@ fn gone(why: &str) -> WireError {
 #[cfg(unix)]
 async fn carry(
     stream: tokio::net::UnixStream,
-    mut to_send: mpsc::UnboundedReceiver<String>,
+    (mut to_send, answering): (mpsc::UnboundedReceiver<String>, WeakSender),
     pending: Pending,
     reporting: Reporting,
     events: broadcast::Sender<Down>,
@@ -222,10 +252,14 @@ async fn carry(
                         }
                     }
                     Ok(Down::Progress { id, update }) => {
-                        let sink = reporting.lock().ok().and_then(|r| r.get(&id).cloned());
+                        let sink = reporting.lock().ok().and_then(|r| r.get(&id)?.progress.clone());
                         if let Some(sink) = sink {
                             let _ = sink.try_send(update);
                         }
+                    }
+                    Ok(Down::Question { id, question, asked }) => {
+                        let asker = reporting.lock().ok().and_then(|r| r.get(&id)?.questions.clone());
+                        tokio::spawn(answer(asker, question, asked, answering.clone()));
                     }
                     Ok(event) => {
                         let _ = events.send(event);

@@ -214,6 +214,7 @@ mod serve {
     use tokio_util::sync::CancellationToken;
 
     use crate::control::SharedDaemon;
+    use crate::control::sideband::{self, OpenQuestions};
     use crate::wire::{self, Call, Down, Request, WireError};
 
     pub(super) async fn accept(
@@ -255,6 +256,8 @@ mod serve {
         // engine's snapshots, to tell it when the catalog changes.
         let mut events: Option<broadcast::Receiver<Down>> = None;
         let mut tool_changes: Option<watch::Receiver<u64>> = None;
+        // The servers' questions sent down to this client, waiting for its answers.
+        let open = OpenQuestions::default();
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -291,11 +294,16 @@ mod serve {
                             }
                             let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
                         }
+                        Ok(call) if call.command == wire::ANSWER => {
+                            let result = open.answer(&call.args).map(|()| serde_json::Value::Null);
+                            let _ = answers.send(Down::Answer { id: call.id, result });
+                        }
                         Ok(call) => {
                             let (id, daemon, answers) = (call.id, daemon.clone(), answers.clone());
+                            let open = open.clone();
                             running.retain(|_, handle| !handle.is_finished());
                             let handle = calls.spawn(async move {
-                                let _ = answers.send(answer(&daemon, call, &answers).await);
+                                let _ = answers.send(answer(&daemon, call, &answers, &open).await);
                             });
                             running.insert(id, handle);
                         }
@@ -351,20 +359,31 @@ mod serve {
         }
     }
 
-    async fn answer(daemon: &SharedDaemon, call: Call, answers: &UnboundedSender<Down>) -> Down {
+    async fn answer(
+        daemon: &SharedDaemon,
+        call: Call,
+        answers: &UnboundedSender<Down>,
+        open: &OpenQuestions,
+    ) -> Down {
         let result = match Request::parse(&call.command, call.args) {
             Ok(Request::CallTool {
                 tool,
                 arguments,
-                progress: true,
+                progress,
+                asks,
                 client,
                 correlation,
-            }) => {
+            }) if progress || asks => {
                 let origin = crate::call_log::CallOrigin {
                     client,
                     correlation,
                 };
-                call_reporting(daemon, call.id, &tool, arguments, origin, answers).await
+                let sideband = (progress, asks);
+                let id = call.id;
+                sideband::call(
+                    daemon, id, &tool, arguments, origin, sideband, answers, open,
+                )
+                .await
             }
             Ok(request) => daemon.answer(request).await,
             Err(error) => Err(error),
@@ -373,35 +392,6 @@ mod serve {
             id: call.id,
             result,
         }
-    }
-
-    /// Calls a tool, sending each progress update down the connection as it comes: all of
-    /// them before the answer.
-    async fn call_reporting(
-        daemon: &SharedDaemon,
-        id: u64,
-        tool: &str,
-        arguments: serde_json::Value,
-        origin: crate::call_log::CallOrigin,
-        answers: &UnboundedSender<Down>,
-    ) -> Result<serde_json::Value, WireError> {
-        let daemon = daemon.get().await?;
-        let (sink, mut updates) = tokio::sync::mpsc::channel(64);
-        let call = daemon.call_tool_as(tool, arguments, origin, Some(sink));
-        tokio::pin!(call);
-        let result = loop {
-            tokio::select! {
-                biased;
-                Some(update) = updates.recv() => {
-                    let _ = answers.send(Down::Progress { id, update });
-                }
-                result = &mut call => break result,
-            }
-        };
-        while let Ok(update) = updates.try_recv() {
-            let _ = answers.send(Down::Progress { id, update });
-        }
-        crate::control::reply(result?)
     }
 
     /// A `Down` as one line; one that cannot be encoded (never seen: answers are JSON values

@@ -10,8 +10,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, SubscriptionFilter,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SubscriptionFilter,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{Peer, RoleServer, ServerHandler};
@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::offered;
 use super::served::Served;
+use super::sideband::{self, notify_progress};
 use super::upstream::{BAD_ANSWER, Upstream};
 use crate::call_log::CallOrigin;
 use crate::daemon::DaemonOptions;
-use crate::session::ProgressSink;
+use crate::session::Sideband;
 use crate::wire::{Request, WireError};
 
 /// A client that does not take a notification within this long is skipped for it.
@@ -146,7 +147,7 @@ impl AggregatedServer {
         name: &str,
         arguments: Value,
         caller: CallOrigin,
-        progress: Option<ProgressSink>,
+        sideband: Sideband,
     ) -> Result<CallToolResult, ErrorData> {
         let served = self.served().await;
         let origin = match served.origin(name) {
@@ -169,8 +170,13 @@ impl AggregatedServer {
             return Ok(tool_error("Switchboard is shutting down".into()));
         };
         let qualified = crate::catalog::qualified_name(&origin.connector, &origin.tool);
-        match upstream.call(qualified, arguments, caller, progress).await {
-            Ok(answer) => Ok(answer),
+        match upstream.call(qualified, arguments, caller, sideband).await {
+            // An initialize-era server's answer has no `resultType`, which a 2026-07-28 client
+            // requires (rmcp strips it again for older clients).
+            Ok(mut answer) => {
+                answer.result_type = Some(rmcp::model::ResultType::COMPLETE);
+                Ok(answer)
+            }
             Err(WireError { code, message, .. }) if code == BAD_ANSWER => {
                 Err(ErrorData::internal_error(message, None))
             }
@@ -424,23 +430,27 @@ impl ServerHandler for AggregatedServer {
         let arguments = request.arguments.map_or(Value::Null, Value::Object);
         // rmcp moves the request's `_meta` (its progress token) into the context.
         let token = context.meta.get_progress_token();
-        let (sink, mut updates) = tokio::sync::mpsc::channel(64);
+        let (progress, mut updates) = tokio::sync::mpsc::channel(64);
+        let (questions, mut asked) = tokio::sync::mpsc::channel(4);
+        let sideband = Sideband {
+            progress: token.is_some().then_some(progress),
+            questions: sideband::can_answer(&context).then_some(questions),
+        };
         let origin = CallOrigin {
             client: Some(client.clone()),
             correlation: Some(correlation.clone()),
         };
-        let relay = self.relay(
-            &request.name,
-            arguments,
-            origin,
-            token.is_some().then_some(sink),
-        );
+        let relay = self.relay(&request.name, arguments, origin, sideband);
         tokio::pin!(relay);
         let outcome = loop {
             tokio::select! {
                 outcome = &mut relay => break outcome,
                 Some(update) = updates.recv(), if token.is_some() => {
                     notify_progress(&context.peer, token.clone(), update).await;
+                }
+                // Answered on a task of its own: the call (and its cancellation) goes on.
+                Some(question) = asked.recv() => {
+                    tokio::spawn(sideband::relay(context.peer.clone(), question));
                 }
                 () = context.ct.cancelled() => break Err(ErrorData::internal_error("cancelled by the client", None)),
             }
@@ -462,20 +472,5 @@ impl ServerHandler for AggregatedServer {
             "tool call"
         );
         outcome.map(Into::into)
-    }
-}
-
-/// Tells the calling client how far its call is, under the token it chose.
-async fn notify_progress(
-    peer: &Peer<RoleServer>,
-    token: Option<ProgressToken>,
-    update: crate::session::Progress,
-) {
-    let Some(token) = token else { return };
-    let mut notification = ProgressNotificationParam::new(token, update.progress);
-    notification.total = update.total;
-    notification.message = update.message;
-    if let Err(error) = peer.notify_progress(notification).await {
-        tracing::debug!(%error, "a client's progress update could not be sent");
     }
 }

@@ -13,7 +13,7 @@ use crate::control::{ControlClient, SharedDaemon};
 use crate::daemon::CallToolResult;
 use crate::daemon::{Daemon, DaemonError, DaemonOptions};
 use crate::overview::{self, ToolView};
-use crate::session::ProgressSink;
+use crate::session::Sideband;
 use crate::wire::{self, Down, Request, WireError};
 
 /// The longest the first tool listing of an embedded engine waits for its connectors to
@@ -78,30 +78,34 @@ impl Upstream {
         qualified: String,
         arguments: Value,
         origin: CallOrigin,
-        progress: Option<ProgressSink>,
+        sideband: Sideband,
     ) -> Result<CallToolResult, WireError> {
         match self {
-            Self::Daemon(client) => decode(match progress {
-                Some(sink) => {
-                    client
-                        .call_reporting(qualified, arguments, origin, sink)
-                        .await?
-                }
-                None => {
+            Self::Daemon(client) => decode(match sideband {
+                Sideband {
+                    progress: None,
+                    questions: None,
+                } => {
                     let request = Request::CallTool {
                         tool: qualified,
                         arguments,
                         progress: false,
+                        asks: false,
                         client: origin.client,
                         correlation: origin.correlation,
                     };
                     client.ask(request).await?
                 }
+                sideband => {
+                    client
+                        .call_reporting(qualified, arguments, origin, sideband)
+                        .await?
+                }
             }),
             Self::Embedded(daemon) | Self::Local(daemon) => Ok(daemon
                 .get()
                 .await?
-                .call_tool_as(&qualified, arguments, origin, progress)
+                .call_tool_as(&qualified, arguments, origin, sideband)
                 .await?),
         }
     }

@@ -1,6 +1,7 @@
 //! What a session answers when a server asks its user a question (`elicitation/create`, or an
-//! elicitation inside an `input_required` result). The engine has nobody to ask, so it declines;
-//! a caller that stands for a user can accept the server's proposed defaults instead.
+//! elicitation inside an `input_required` result) and no caller takes it (see
+//! [`super::questions`]): it declines; a caller that stands for a user can accept the server's
+//! proposed defaults instead.
 
 use rmcp::model::{ElicitRequestParams, ElicitResult, ElicitationAction};
 use serde_json::{Map, Value};
@@ -8,9 +9,12 @@ use serde_json::{Map, Value};
 /// How a session answers a server's form questions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Elicitation {
-    /// Decline every question (nobody is there to answer).
+    /// Decline every question, and offer none (nobody is there to answer).
     #[default]
     Decline,
+    /// Offer form questions, each passed to the caller whose call it is for where that caller
+    /// takes questions; declined otherwise.
+    Relay,
     /// Accept with the defaults the form proposes, when it proposes one for every required
     /// field; decline otherwise. URL questions (sign in elsewhere) are always declined.
     AcceptDefaults,
@@ -24,7 +28,7 @@ impl Elicitation {
         else {
             return ElicitResult::new(ElicitationAction::Decline);
         };
-        if self == Self::Decline {
+        if self != Self::AcceptDefaults {
             return ElicitResult::new(ElicitationAction::Decline);
         }
         let schema = serde_json::to_value(requested_schema).unwrap_or_default();

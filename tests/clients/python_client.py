@@ -15,6 +15,8 @@ python_client.py URL - MODE SCENARIO [TOOL ARGS_JSON]   (bearer token from $SWIT
             "templates": …, "prompts": names, "read": [uri, text], "prompt": [name, messages]}
             progress TOOL ARGS_JSON: call TOOL asking for progress, print {"progress":
             [[progress, total, message], …] as they came, "text": …, "is_error": …}
+            ask TOOL ARGS_JSON ANSWER: call TOOL as a client that answers every form question
+            {"answer": ANSWER}, print {"questions": [message, …], "text": …, "is_error": …}
 Everything it reports is on stdout, one JSON object per line.
 """
 
@@ -25,11 +27,17 @@ import sys
 import time
 
 import httpx2
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
 from mcp.client.streamable_http import streamable_http_client
 
 switchboard, config_dir, mode, scenario = sys.argv[1:5]
 changed = asyncio.Event()
+questions = []
+
+
+async def on_question(context, params):
+    questions.append(params.message)
+    return types.ElicitResult(action="accept", content={"answer": sys.argv[7]})
 
 
 async def on_message(message):
@@ -59,7 +67,9 @@ async def main():
     else:
         target = StdioServerParameters(command=switchboard, args=["--config-dir", config_dir, "serve"])
     started = time.monotonic()
-    async with Client(target, mode=mode, cache=None, message_handler=on_message) as client:
+    answering = {"elicitation_callback": on_question} if scenario == "ask" else {}
+    async with Client(target, mode=mode, cache=None, message_handler=on_message,
+                      **answering) as client:
         connected_ms = (time.monotonic() - started) * 1e3
         if scenario == "list-call":
             tool, arguments = sys.argv[5], json.loads(sys.argv[6])
@@ -118,6 +128,10 @@ async def main():
             result = await client.call_tool(tool, arguments, progress_callback=on_progress)
             text = " ".join(getattr(c, "text", "") for c in result.content)
             say(progress=progress, text=text, is_error=bool(result.is_error))
+        elif scenario == "ask":
+            result = await client.call_tool(sys.argv[5], json.loads(sys.argv[6]))
+            text = " ".join(getattr(c, "text", "") for c in result.content)
+            say(questions=questions, text=text, is_error=bool(result.is_error))
         else:
             sys.exit(f"no scenario {scenario!r}")
 

@@ -13,6 +13,7 @@ mod interop;
 mod layout;
 mod manifest;
 mod offerings;
+mod questions;
 mod quotas;
 mod registry_api;
 mod registry_crash;

@@ -14,7 +14,7 @@ use crate::interop::interop_dir;
 use crate::support::*;
 
 /// Which SDK client launches `serve`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sdk {
     /// The initialize handshake (2025-11-25).
     PythonLegacy,

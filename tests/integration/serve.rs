@@ -145,7 +145,10 @@ pub(crate) async fn healthy_fleet_under_a_daemon(
 }
 
 /// [`healthy_fleet_under_a_daemon`] with the fixture's `knobs`.
-async fn healthy_fleet_with(knobs: Knobs, args: &[&str]) -> (Fixture, tempfile::TempDir, Daemon) {
+pub(crate) async fn healthy_fleet_with(
+    knobs: Knobs,
+    args: &[&str],
+) -> (Fixture, tempfile::TempDir, Daemon) {
     let fixture = Fixture::start(knobs).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
