@@ -29,6 +29,15 @@ impl IoAt {
     }
 }
 
+/// Whether `error` says the place cannot be written at all (a read-only disk or mount, a
+/// directory without write permission), as opposed to a fault of this one write.
+pub fn is_unwritable(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+    )
+}
+
 /// Attaches a path to an I/O result.
 pub trait AtPath<T> {
     fn at(self, path: &Path) -> Result<T, IoAt>;

@@ -44,12 +44,27 @@ async fn run(cli: cli::Cli) -> ExitCode {
         // `switchboard tools | head`: the reader left; nothing is wrong.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the chain of causes, outermost first, safe for a terminal.
-            let chain = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {}", cli::terminal::safe(&chain));
+            eprintln!("error: {}", cli::terminal::safe(&one_line(&e)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line: the chain of causes, outermost first, each said once (many errors already say
+/// their cause's words in their own: "x: Read-only file system" caused by "Read-only …").
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

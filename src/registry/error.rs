@@ -44,6 +44,9 @@ pub enum RegistryError {
     Suspended { path: PathBuf, reason: String },
     #[error("gave up after {:.1} s waiting for {} (held by another Switchboard process)", waited.as_secs_f64(), path.display())]
     LockTimeout { path: PathBuf, waited: Duration },
+    /// The config dir cannot be written: the edit was refused before anything changed.
+    #[error("{} is read-only ({reason}): the change was not saved", dir.display())]
+    ReadOnly { dir: PathBuf, reason: String },
     #[error("the registry is closed")]
     Closed,
 }
@@ -61,6 +64,7 @@ impl RegistryError {
             Self::Rejected(_) => "invalid",
             Self::Suspended { .. } => "suspended",
             Self::LockTimeout { .. } => "lock_timeout",
+            Self::ReadOnly { .. } => "read_only",
             Self::Closed => "closed",
         }
     }

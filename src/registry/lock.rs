@@ -7,32 +7,41 @@ use std::time::{Duration, Instant};
 use fs4::{FileExt, TryLockError};
 
 use super::RegistryError;
-use crate::durable::{IoAt, open_regular, private_file_options};
+use crate::durable::{IoAt, is_unwritable, open_regular, private_file_options};
 
 /// An exclusive `fs4` lock on `servers.lock`, held by one Switchboard process (app or CLI) while
 /// it touches the registry files. Released when this value is dropped (closing the file releases
 /// the lock, also when the process dies).
 #[must_use = "the lock is released as soon as this value is dropped"]
 pub struct RegistryLock {
-    _file: File,
+    _file: Option<File>,
 }
 
 impl RegistryLock {
     /// Waits for the lock, giving up after `timeout` with an error naming the file.
+    /// In a config dir that cannot be written the lock file is locked read-only where it
+    /// exists; where it does not, nobody can have written since, and no lock is needed.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<Self, RegistryError> {
-        let file = open_regular(
-            private_file_options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-            path,
-        )?;
+        let mut options = private_file_options();
+        options.read(true).write(true).create(true).truncate(false);
+        let file = match open_regular(&options, path) {
+            Ok(file) => file,
+            Err(e) if is_unwritable(&e.source) => {
+                match open_regular(std::fs::OpenOptions::new().read(true), path) {
+                    Ok(file) => file,
+                    Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(Self { _file: None });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
         let started = Instant::now();
         let mut pause = Duration::from_micros(100);
         loop {
             match FileExt::try_lock(&file) {
-                Ok(()) => return Ok(Self { _file: file }),
+                Ok(()) => return Ok(Self { _file: Some(file) }),
                 Err(TryLockError::Error(e)) => return Err(IoAt::new(path, e).into()),
                 Err(TryLockError::WouldBlock) if started.elapsed() >= timeout => {
                     return Err(RegistryError::LockTimeout {

@@ -91,6 +91,27 @@ pub fn read_servers_file(path: &Path) -> Result<ServersFileV1, RegistryError> {
     serde_json::from_slice(&bytes).map_err(|e| RegistryError::parse(path.to_path_buf(), &e))
 }
 
+/// Opens the journal for appending; in a config dir that cannot be written, for reading (with
+/// why edits cannot be saved), or, where there is none, an empty stand-in nothing writes to.
+fn open_journal(path: &Path) -> Result<(File, Option<String>), RegistryError> {
+    let mut options = private_file_options();
+    options.read(true).append(true).create(true);
+    let refused = match durable::open_regular(&options, path) {
+        Ok(journal) => return Ok((journal, None)),
+        Err(e) if durable::is_unwritable(&e.source) => e.source.to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    let journal = match durable::open_regular(std::fs::OpenOptions::new().read(true), path) {
+        Ok(journal) => journal,
+        Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+            tempfile::tempfile().map_err(|e| durable::IoAt::new(path, e))?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(path = %path.display(), reason = %refused, "the registry is read-only here");
+    Ok((journal, Some(refused)))
+}
+
 /// What the registry holds, and how far into the files it has read.
 pub struct Store {
     paths: RegistryPaths,
@@ -103,6 +124,9 @@ pub struct Store {
     file_stamp: Option<FileStamp>,
     /// Set while `servers.json` does not parse: its content is unknown, so it is not rewritten.
     file_error: Option<RegistryError>,
+    /// Why edits cannot be saved, when the config dir cannot be written (a read-only disk or
+    /// mount): the registry is read and followed as usual, and every edit is refused up front.
+    read_only: Option<String>,
     counters: Arc<StoreCounters>,
 }
 
@@ -115,10 +139,7 @@ impl Store {
         counters: Arc<StoreCounters>,
     ) -> Result<(Self, usize), RegistryError> {
         durable::create_private_dir(&paths.dir)?;
-        let journal = durable::open_regular(
-            private_file_options().read(true).append(true).create(true),
-            &paths.journal,
-        )?;
+        let (journal, read_only) = open_journal(&paths.journal)?;
         let mut store = Self {
             paths,
             lock_timeout,
@@ -128,6 +149,7 @@ impl Store {
             journal_offset: 0,
             file_stamp: None,
             file_error: None,
+            read_only,
             counters,
         };
         let lock = store.lock()?;
@@ -150,6 +172,17 @@ impl Store {
         self.file_error.as_ref()
     }
 
+    /// Refuses what would write to a config dir that cannot be written.
+    fn writable(&self) -> Result<(), RegistryError> {
+        match &self.read_only {
+            None => Ok(()),
+            Some(reason) => Err(RegistryError::ReadOnly {
+                dir: self.paths.dir.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
     fn lock(&self) -> Result<RegistryLock, RegistryError> {
         RegistryLock::acquire(&self.paths.lock, self.lock_timeout)
     }
@@ -170,6 +203,9 @@ impl Store {
     /// validated against the state the ones before it left. Returns one result per batch.
     pub fn commit(&mut self, batches: &[Vec<Edit>]) -> Vec<Result<u64, RegistryError>> {
         let fail_all = |e: RegistryError| batches.iter().map(|_| Err(e.clone())).collect();
+        if let Err(e) = self.writable() {
+            return fail_all(e);
+        }
         let lock = match self.lock() {
             Ok(lock) => lock,
             Err(e) => return fail_all(e),
@@ -227,6 +263,7 @@ impl Store {
 
     /// Writes the whole registry to `servers.json` atomically and empties the journal.
     pub fn rewrite(&mut self) -> Result<(), RegistryError> {
+        self.writable()?;
         let lock = self.lock()?;
         self.reload_if_replaced(&lock)?;
         self.catch_up(&lock)?;

@@ -7,6 +7,7 @@
 mod cli;
 mod clients;
 mod daemon;
+mod disk_faults;
 mod engine;
 mod hostile;
 mod interop;
