@@ -87,6 +87,14 @@ fn start() -> std::io::Result<tokio::process::Child> {
 pub fn run_window() {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        // Start at login (the Clients view's toggle, off until the user turns it on): an XDG
+        // autostart entry on Linux, a LaunchAgent on macOS, a Run key on Windows, each starting
+        // this binary in the tray only.
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .arg("--hidden")
+                .build(),
+        )
         .invoke_handler(crate::commands::forward)
         .on_window_event(|window, event| {
             tracing::debug!(window = window.label(), ?event, "window event");

@@ -9,9 +9,34 @@ export function init() {
   $('client-apply').addEventListener('click', () => install(previewed, true));
   $('client-cancel').addEventListener('click', () => { $('client-preview').hidden = true; previewed = null; });
   $('clients-take-over').addEventListener('change', () => { if (previewed) install(previewed, false); });
+  $('autostart').addEventListener('change', switchAutostart);
+}
+
+/** Turns start at login on or off, then shows what is true (a failure, inline). */
+async function switchAutostart() {
+  const on = $('autostart').checked;
+  $('autostart-error').hidden = true;
+  try {
+    await call(on ? 'plugin:autostart|enable' : 'plugin:autostart|disable', {}, { inline: true });
+  } catch (error) {
+    $('autostart-error').textContent = `Start at login could not be switched ${on ? 'on' : 'off'}: ${error.message ?? error}`;
+    $('autostart-error').hidden = false;
+  }
+  await showAutostart();
+}
+
+async function showAutostart() {
+  try {
+    $('autostart').checked = await call('plugin:autostart|is_enabled', {}, { inline: true });
+  } catch (error) {
+    $('autostart').disabled = true;
+    $('autostart-error').textContent = `Start at login is not available here: ${error.message ?? error}`;
+    $('autostart-error').hidden = false;
+  }
 }
 
 export async function render() {
+  await showAutostart();
   const body = $('clients').tBodies[0];
   body.replaceChildren();
   for (const c of await call('clients')) {

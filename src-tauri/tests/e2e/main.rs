@@ -651,6 +651,7 @@ async fn an_empty_first_run_offers_the_servers_another_client_has() {
         config.to_string(),
     )
     .expect("Claude's config");
+    let autostart = home.0.join(".config/autostart/Switchboard.desktop");
     let app = App::start(home, Launch::default()).await;
 
     let offer = app
@@ -737,5 +738,27 @@ async fn an_empty_first_run_offers_the_servers_another_client_has() {
     })
     .await;
     assert_eq!(std::fs::read(&file).unwrap(), original, "byte for byte");
+
+    // Start at login: off until switched on; on writes the XDG autostart entry, which starts
+    // this binary in the tray only; off removes it.
+    let checked = || async { app.element("#autostart").await.is_selected().await.unwrap() };
+    assert!(!checked().await && !autostart.exists(), "off by default");
+    app.click("#autostart").await;
+    wait_until_async("start at login is on", || async {
+        checked().await && autostart.exists()
+    })
+    .await;
+    let entry = std::fs::read_to_string(&autostart).unwrap();
+    assert!(
+        entry.lines().any(|l| l.starts_with("Exec=")
+            && l.contains("switchboard-app")
+            && l.ends_with(" --hidden")),
+        "{entry}"
+    );
+    app.click("#autostart").await;
+    wait_until_async("start at login is off", || async {
+        !checked().await && !autostart.exists()
+    })
+    .await;
     app.close().await;
 }
