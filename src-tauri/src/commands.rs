@@ -212,11 +212,14 @@ mod tests {
             .map(|p| p.trim_start_matches("allow-").replace('-', "_"))
             .collect();
         let mut commands: Vec<String> = Request::NAMES.iter().map(|n| n.to_string()).collect();
+        // Beyond the wire, only the start-at-login toggle's plugin, and only these.
+        commands
+            .extend(["enable", "disable", "is_enabled"].map(|c| format!("autostart:allow_{c}")));
         granted.sort();
         commands.sort();
         assert_eq!(
             granted, commands,
-            "capabilities/default.json vs the wire's Request"
+            "capabilities/default.json vs the wire's Request and the autostart plugin"
         );
     }
 
