@@ -629,18 +629,22 @@ async fn an_oversized_answer_says_so() {
 
 /// A process frozen for a while (SIGSTOP, a paused VM) saw its monotonic clock run on, so the
 /// sleep check never fired and stale connectors stayed green. Now: every live connector is
-/// re-checked before it is green again, and one that died meanwhile shows down.
+/// re-checked before it is green again, and one that died meanwhile shows down; a stdio server
+/// that lived through it is asked again on its session, not restarted.
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_freeze_every_connector_is_checked_again() {
     use switchboard_fixture::{Fixture, Knobs};
     let alive = Fixture::start(Knobs::default()).await.unwrap();
     let dies = Fixture::start(Knobs::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("stdio.pid");
+    let stdio_args = ["--stdio", "--pid-file", pid_file.to_str().unwrap()];
     fs::write(
         servers_json(dir.path()),
         serde_json::json!({"mcpServers": {
             "alive": {"url": alive.url()},
             "dies": {"url": dies.url()},
+            "local": {"command": crate::stdio::fixture_bin(), "args": stdio_args},
         }})
         .to_string(),
     )
@@ -648,7 +652,9 @@ async fn after_a_freeze_every_connector_is_checked_again() {
     let mut daemon = SyncJson::start(dir.path());
     daemon.expect("alive", "healthy");
     daemon.expect("dies", "healthy");
+    daemon.expect("local", "healthy");
     daemon.forget();
+    let stdio_pid = fs::read_to_string(&pid_file).unwrap();
     daemon.signal("-STOP");
     drop(dies); // a server that goes away while nobody looks
     // The freeze itself: longer than the check's period (5 s) plus its threshold (10 s).
@@ -663,6 +669,14 @@ async fn after_a_freeze_every_connector_is_checked_again() {
     );
     daemon.expect("alive", "healthy");
     daemon.expect("dies", "down");
+    daemon.expect("local", "healthy");
+    let pid: u32 = stdio_pid.parse().unwrap();
+    assert!(crate::stdio::running(pid), "the stdio server lived on");
+    assert_eq!(
+        fs::read_to_string(&pid_file).unwrap(),
+        stdio_pid,
+        "and was not started again"
+    );
     daemon.signal("-TERM");
     let status = daemon.stopped().await;
     assert!(status.success(), "{status}");
