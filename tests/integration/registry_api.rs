@@ -159,8 +159,10 @@ async fn a_burst_of_edits_is_one_rewrite() {
         0,
         "no rewrite before the burst goes quiet"
     );
-    wait_until("the debounced rewrite happens", || {
+    // The observer hears of the rewrite just after its counter moves: wait for both.
+    wait_until("the debounced rewrite happens and is observed", || {
         registry.stats().file_rewrites >= 1
+            && flushes.load(std::sync::atomic::Ordering::SeqCst) >= 1
     })
     .await;
     let text = std::fs::read_to_string(servers_json(dir.path())).unwrap();
