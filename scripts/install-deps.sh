@@ -7,10 +7,13 @@
 
 # The tray app (Tauri 2) links WebKitGTK 4.1 and the AppIndicator tray library. librsvg2-dev and
 # libxdo-dev, also on Tauri's list, are left out: nothing in this build links them (ldd).
+# dbus-x11 gives GTK `dbus-launch`, to start a session bus where an X display has none (Xvfb,
+# a bare X session), instead of warning that it is missing.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl libwebkit2gtk-4.1-dev
-  libayatana-appindicator3-dev)
-# The e2e tests: a private X server, WebKit's WebDriver, and a private session bus for the tray.
-[ "${1:-}" = "--test" ] && APT_PACKAGES+=(xvfb xauth webkit2gtk-driver dbus-daemon dbus-session-bus-common)
+  libayatana-appindicator3-dev dbus-x11)
+# The e2e tests: a private X server, WebKit's WebDriver, a private session bus for the tray; the
+# package test finds the installed app's window with xwininfo (x11-utils).
+[ "${1:-}" = "--test" ] && APT_PACKAGES+=(xvfb xauth x11-utils webkit2gtk-driver dbus-daemon dbus-session-bus-common)
 # The interoperability tests run npm and PyPI MCP servers; keep a Node or Python that is
 # already installed (nodesource, pyenv) rather than adding Debian's beside it.
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
