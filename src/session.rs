@@ -140,6 +140,7 @@ pub struct Session {
     faults: Arc<reuse::StreamFaults>,
     progress: ProgressRoutes,
     questions: QuestionRoutes,
+    listening: Arc<reuse::Listening>,
 }
 
 /// When a session last heard from its server, so only idle sessions are probed.
@@ -275,6 +276,7 @@ impl Session {
             connector: spec.id.clone(),
             group_leader: events.group_leader.get(),
             faults: events.faults.clone(),
+            listening: events.listening.clone(),
         })
     }
 
@@ -299,6 +301,20 @@ impl Session {
                     Err(e) => return Err(SessionError::from_service(e)),
                 }
             },
+        }
+    }
+
+    /// Returns when the session should be checked again: its server's standalone stream ended
+    /// (it may be gone), the session was made again after a 404 (it may list other tools), or a
+    /// stdio server's stderr ended (it exited, as a rule: shown at once, not at the next probe).
+    pub fn look_again(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (listening, stderr) = (self.listening.clone(), self.stderr.clone());
+        let stdio = self.group_leader.is_some();
+        async move {
+            tokio::select! {
+                () = listening.look_again() => {}
+                () = stderr.ended_once(), if stdio => {}
+            }
         }
     }
 

@@ -15,6 +15,11 @@ use crate::backoff::full_jitter;
 use crate::connector::ConnectorSpec;
 use crate::health::{Health, Observed};
 use crate::metrics::Metrics;
+
+/// Longest a probe waits for its answer (less where the connector's connect timeout is): a
+/// ping is answered at once by a server that works, and a frozen one should show within a probe
+/// period plus this.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::session::{Caller, Session, SessionError};
 
 /// What a supervisor tells the reconciler. `generation` tells reports of a replaced supervisor
@@ -163,15 +168,19 @@ impl Supervisor {
             Stop,
             ToolsChanged(Result<(), SessionError>),
             ProbeDue,
-            Recheck,
+            /// Asked again, and its tools listed: why, for the reason if it fails.
+            Recheck(&'static str),
         }
         loop {
+            let look_again = session.look_again();
             let wake = tokio::select! {
                 _ = self.stop.cancelled() => Wake::Stop,
                 changed = session.tools_changed() => Wake::ToolsChanged(changed),
                 _ = tokio::time::sleep(self.options.probe_every) => Wake::ProbeDue,
-                _ = self.recheck.changed() => Wake::Recheck,
+                _ = self.recheck.changed() => Wake::Recheck("re-check failed"),
+                () = look_again => Wake::Recheck("a check after its stream or process ended failed"),
             };
+            let probe_timeout = self.spec.connect_timeout.min(PROBE_TIMEOUT);
             match wake {
                 Wake::Stop => return Ended::Stopped,
                 Wake::ToolsChanged(Err(e)) => {
@@ -186,8 +195,9 @@ impl Supervisor {
                     if session.is_closed() {
                         return Ended::Failed(Health::Down, "the connection closed".into());
                     }
-                    if session.caller().idle_for() >= self.options.probe_every
-                        && let Err(e) = session.probe(self.spec.connect_timeout).await
+                    // Half the period: an answer a moment too recent must not skip a whole one.
+                    if session.caller().idle_for() >= self.options.probe_every / 2
+                        && let Err(e) = session.probe(probe_timeout).await
                     {
                         return Ended::Failed(
                             Health::after_failure(&e),
@@ -197,12 +207,9 @@ impl Supervisor {
                     self.report(Update::Observed(Observed::Quality(self.verdict())))
                         .await;
                 }
-                Wake::Recheck => {
-                    if let Err(e) = session.probe(self.spec.connect_timeout).await {
-                        return Ended::Failed(
-                            Health::after_failure(&e),
-                            format!("re-check failed: {e}"),
-                        );
+                Wake::Recheck(why) => {
+                    if let Err(e) = session.probe(probe_timeout).await {
+                        return Ended::Failed(Health::after_failure(&e), format!("{why}: {e}"));
                     }
                     match session.relist(self.spec.connect_timeout).await {
                         Ok(tools) => self.report(Update::Tools(tools.to_vec())).await,

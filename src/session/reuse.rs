@@ -9,11 +9,14 @@
 //! connection is back in the pool first. The answer itself is never held back, so a call pays
 //! nothing for this unless the next one follows it within a stream's last few bytes.
 //!
-//! It also tells when the server's standalone stream is open ([`Listening`]).
+//! It also tells when the server's standalone stream is open ([`Listening`]), and when the
+//! session should be looked at again: its standalone stream ended or could not be reopened (the
+//! server may be gone), or rmcp made the session again after a 404 (the server restarted or
+//! forgot it, and may list other tools now).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -78,10 +81,18 @@ impl ReusingClient {
     }
 
     /// What every POST does before and after sending.
-    async fn post(&self, send: impl Future<Output = PostResult>) -> PostResult {
+    /// `initialize`: whether the message is the `initialize` request.
+    async fn post(&self, initialize: bool, send: impl Future<Output = PostResult>) -> PostResult {
         self.draining.ended(DRAIN_LIMIT).await;
         let response = send.await;
         self.listening.saw(&response);
+        // The handshake is the first initialize; any later one is rmcp making the session again.
+        if initialize
+            && response.is_ok()
+            && self.listening.initializes.fetch_add(1, Ordering::AcqRel) > 0
+        {
+            self.listening.look_again.notify_one();
+        }
         response.map(|response| match response {
             StreamableHttpPostResponse::Sse(stream, session) => {
                 let faults = self.faults.clone();
@@ -158,6 +169,10 @@ impl Draining {
 pub struct Listening {
     expected: AtomicBool,
     answered: tokio::sync::watch::Sender<bool>,
+    /// Set once a standalone stream was open, so only its loss counts (not a server's 405).
+    was_open: AtomicBool,
+    initializes: AtomicU64,
+    look_again: tokio::sync::Notify,
 }
 
 impl Default for Listening {
@@ -165,6 +180,9 @@ impl Default for Listening {
         Self {
             expected: AtomicBool::new(false),
             answered: tokio::sync::watch::Sender::new(false),
+            was_open: AtomicBool::new(false),
+            initializes: AtomicU64::new(0),
+            look_again: tokio::sync::Notify::new(),
         }
     }
 }
@@ -178,6 +196,39 @@ impl Listening {
         }
         let mut answered = self.answered.subscribe();
         let _ = tokio::time::timeout(wait, answered.wait_for(|answered| *answered)).await;
+    }
+
+    /// Returns when the session should be checked again (see the module's note).
+    pub async fn look_again(&self) {
+        self.look_again.notified().await;
+    }
+
+    /// Watches a standalone stream (a GET) for its end: a stream that ended or broke, or a
+    /// reopening that failed after one had been open, asks for a look.
+    fn watch(
+        self: &Arc<Self>,
+        stream: Result<SseStream, StreamableHttpError<reqwest::Error>>,
+    ) -> Result<SseStream, StreamableHttpError<reqwest::Error>> {
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                if self.was_open.load(Ordering::Acquire) {
+                    self.look_again.notify_one();
+                }
+                return Err(error);
+            }
+        };
+        self.was_open.store(true, Ordering::Release);
+        let listening = self.clone();
+        let ended = futures::stream::once(async move {
+            listening.look_again.notify_one();
+            None
+        });
+        Ok(stream
+            .map(Some)
+            .chain(ended)
+            .filter_map(std::future::ready)
+            .boxed())
     }
 
     fn saw(&self, response: &PostResult) {
@@ -202,7 +253,9 @@ impl StreamableHttpClient for ReusingClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> PostResult {
+        let initialize = is_initialize(&message);
         self.post(
+            initialize,
             self.http
                 .post_message(uri, message, session_id, auth_header, custom_headers),
         )
@@ -218,14 +271,18 @@ impl StreamableHttpClient for ReusingClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> PostResult {
-        self.post(self.http.post_message_with_max_sse_event_size(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            max_sse_event_size,
-        ))
+        let initialize = is_initialize(&message);
+        self.post(
+            initialize,
+            self.http.post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            ),
+        )
         .await
     }
 
@@ -238,14 +295,18 @@ impl StreamableHttpClient for ReusingClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> PostResult {
-        self.post(self.http.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        ))
+        let initialize = is_initialize(&message);
+        self.post(
+            initialize,
+            self.http.post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            ),
+        )
         .await
     }
 
@@ -274,10 +335,11 @@ impl StreamableHttpClient for ReusingClient {
             .http
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
             .await;
-        if standalone {
-            self.listening.answered.send_replace(true);
+        if !standalone {
+            return stream;
         }
-        stream
+        self.listening.answered.send_replace(true);
+        self.listening.watch(stream)
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -301,11 +363,20 @@ impl StreamableHttpClient for ReusingClient {
                 max_sse_event_size,
             )
             .await;
-        if standalone {
-            self.listening.answered.send_replace(true);
+        if !standalone {
+            return stream;
         }
-        stream
+        self.listening.answered.send_replace(true);
+        self.listening.watch(stream)
     }
+}
+
+fn is_initialize(message: &ClientJsonRpcMessage) -> bool {
+    matches!(
+        message,
+        ClientJsonRpcMessage::Request(request)
+            if matches!(request.request, rmcp::model::ClientRequest::InitializeRequest(_))
+    )
 }
 
 /// A JSON-RPC response or error (an `id` with `result` or `error`, and no `method`).

@@ -11,6 +11,10 @@ pub(super) struct StderrTail {
     lines: std::sync::Mutex<std::collections::VecDeque<String>>,
     closed: Notify,
     done: std::sync::atomic::AtomicBool,
+    /// Whether [`StderrTail::ended_once`] has returned.
+    told: std::sync::atomic::AtomicBool,
+    /// Which process's stderr is followed (a session may try more than one handshake).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// The longest stderr line kept; the rest of a longer one is dropped as it is read.
@@ -20,7 +24,13 @@ impl StderrTail {
     const KEEP: usize = 20;
 
     /// Reads `stderr` to its end in the background.
+    /// A session that tried one handshake and then another follows a second process: what is
+    /// told of the stream's end is about the new one.
     pub(super) fn follow(self: &Arc<Self>, stderr: tokio::process::ChildStderr, connector: String) {
+        use std::sync::atomic::Ordering;
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.done.store(false, Ordering::Release);
+        self.told.store(false, Ordering::Release);
         let tail = self.clone();
         tokio::spawn(async move {
             let mut stderr = tokio::io::BufReader::new(stderr);
@@ -33,8 +43,11 @@ impl StderrTail {
                     kept.push_back(line);
                 }
             }
-            tail.done.store(true, std::sync::atomic::Ordering::Release);
-            tail.closed.notify_waiters();
+            // The end of an earlier process's stderr says nothing about the current one.
+            if tail.generation.load(Ordering::Acquire) == generation {
+                tail.done.store(true, Ordering::Release);
+                tail.closed.notify_waiters();
+            }
         });
     }
 
@@ -43,6 +56,19 @@ impl StderrTail {
             .lock()
             .map(|l| l.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Returns once stderr has ended (the server exited, as a rule), the first time it is
+    /// asked; never after: a server that closes stderr and runs on is not checked in a loop.
+    pub(super) async fn ended_once(&self) {
+        use std::sync::atomic::Ordering;
+        let closed = self.closed.notified();
+        if !self.done.load(Ordering::Acquire) {
+            closed.await;
+        }
+        if self.told.swap(true, Ordering::AcqRel) {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// The kept lines, once the stream has ended or `wait` has passed.
