@@ -1,12 +1,16 @@
 //! The fault matrix: for each fault a server can have, the time from the fault to the truth in
 //! the engine's snapshot, and from the server's recovery back to healthy, sampled every 100 ms,
 //! for streamable HTTP and stdio servers in both protocol eras, with the engine's default
-//! options (what the app and the daemon run: a probe every 30 s, backoff up to 60 s). Every cell
+//! options (what the app and the daemon run: a probe every 5 s, backoff up to 60 s). Every cell
 //! runs at once, each with its own engine and server, so the run lasts as long as its slowest
 //! cell. Prints a table, then one JSON line.
 //!
 //! Stdio servers, and the HTTP server frozen with SIGSTOP, are this binary run again as the
-//! fixture (`FAULTS_FIXTURE=stdio|http`), so no other binary needs building.
+//! fixture (`FAULTS_FIXTURE=stdio|http|fleet`), so no other binary needs building. Last, the idle
+//! cost of watching 100 connectors (`faults/idle.rs`).
+
+#[path = "faults/idle.rs"]
+mod idle;
 
 use std::time::{Duration, Instant};
 
@@ -168,6 +172,10 @@ async fn be_fixture(role: &str) {
     let legacy = std::env::var_os("FAULTS_LEGACY").is_some();
     if let Some(path) = std::env::var_os("FAULTS_PID_FILE") {
         std::fs::write(path, std::process::id().to_string()).expect("pid file");
+    }
+    if role == "fleet" {
+        idle::be_fleet().await;
+        return;
     }
     if role == "stdio" {
         switchboard_fixture::serve_stdio(knobs(legacy))
@@ -469,6 +477,7 @@ fn main() {
         }
         outcomes
     });
+    let idle_share = runtime.block_on(idle::cost());
     println!(
         "{:<6} {:<11} {:<24} {:>9}  {:<12} {:>10}",
         "server", "era", "fault", "shown in", "as", "healthy in"
@@ -507,9 +516,15 @@ fn main() {
             "recovered_ms": o.recovered_in.map(ms),
         }));
     }
+    println!(
+        "watching {} idle HTTP connectors: {:.2} % of a core",
+        idle::CONNECTORS,
+        idle_share * 100.0
+    );
     let line = serde_json::json!({
         "bench": "faults",
         "run_s": started.elapsed().as_secs(),
+        "idle_core_percent_100_connectors": (idle_share * 1e4).round() / 100.0,
         "worst_shown_ms_self_revealing": worst_revealed,
         "worst_shown_ms_other": worst_other,
         "cells": json,
