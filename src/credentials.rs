@@ -131,9 +131,93 @@ pub fn looks_secret(name: &str) -> bool {
     .any(|word| name.contains(word))
 }
 
+/// Prefixes of well-known tokens, caught wherever they stand in a command line.
+const TOKEN_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "github_pat_",
+    "glpat-",
+    "sk-",
+    "xoxb-",
+    "xoxp-",
+    "AKIA",
+];
+
+/// A stdio server's arguments as they may be shown: the value of a secret-looking option
+/// (`--token VALUE`, `--api-key=VALUE`, `-H "Authorization: Bearer …"`) and anything shaped like
+/// a well-known token (`ghp_…`, `sk-…`) replaced by `<redacted>`.
+pub fn redacted_args(args: &[String]) -> Vec<String> {
+    use crate::registry::model::REDACTED;
+    let mut shown = Vec::with_capacity(args.len());
+    let mut secret_next = false;
+    for arg in args {
+        let is_option = arg.starts_with('-');
+        let value = if secret_next && !is_option {
+            REDACTED.to_string()
+        } else if let Some((option, _)) = arg.split_once('=').filter(|_| is_option)
+            && looks_secret(option)
+        {
+            format!("{option}={REDACTED}")
+        } else if let Some((name, _)) = arg.split_once(':')
+            && !name.contains(char::is_whitespace)
+            && !name.contains('/')
+            && looks_secret(name)
+        {
+            format!("{name}: {REDACTED}")
+        } else if TOKEN_PREFIXES
+            .iter()
+            .any(|p| arg.starts_with(p) && arg.len() > p.len() + 8)
+        {
+            REDACTED.to_string()
+        } else {
+            arg.clone()
+        };
+        secret_next = is_option && !arg.contains('=') && looks_secret(arg);
+        shown.push(value);
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_a_command_line_are_masked_and_the_rest_kept() {
+        let args: Vec<String> = [
+            "-y",
+            "@modelcontextprotocol/server-github",
+            "--token",
+            "ghx-not-a-known-prefix",
+            "--api-key=abc123",
+            "--header",
+            "Authorization: Bearer xyz",
+            "ghp_abcdefghijklmnopqrstuvwxyz012345",
+            "--port",
+            "8080",
+            "https://example.com/mcp",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            redacted_args(&args),
+            [
+                "-y",
+                "@modelcontextprotocol/server-github",
+                "--token",
+                "<redacted>",
+                "--api-key=<redacted>",
+                "--header",
+                "Authorization: <redacted>",
+                "<redacted>",
+                "--port",
+                "8080",
+                "https://example.com/mcp",
+            ]
+        );
+    }
 
     #[test]
     fn urls_are_shown_without_their_credentials() {

@@ -132,7 +132,7 @@ fn print_list(snapshot: &RegistrySnapshot, json: bool) -> Result<()> {
                         cwd,
                     } => {
                         row["command"] = json!(command);
-                        row["args"] = json!(args);
+                        row["args"] = json!(switchboard::credentials::redacted_args(args));
                         row["env"] = json!(env.keys().collect::<Vec<_>>());
                         row["cwd"] = json!(cwd);
                     }

@@ -202,7 +202,23 @@ impl ServerEntry {
     /// still showing the marker keeps `previous`'s value under the same name.
     pub fn unredacted(mut self, previous: &ServerEntry) -> Self {
         let (values, old) = match (&mut self.launch, &previous.launch) {
-            (Launch::Stdio { env, .. }, Launch::Stdio { env: old, .. }) => (env, old),
+            (
+                Launch::Stdio { env, args, .. },
+                Launch::Stdio {
+                    env: old,
+                    args: old_args,
+                    ..
+                },
+            ) => {
+                // An argument still as shown masked is the same argument.
+                let shown = crate::credentials::redacted_args(old_args);
+                for (i, arg) in args.iter_mut().enumerate() {
+                    if arg.contains(REDACTED) && shown.get(i) == Some(arg) {
+                        arg.clone_from(&old_args[i]);
+                    }
+                }
+                (env, old)
+            }
             (
                 Launch::Remote { headers, url, .. },
                 Launch::Remote {
@@ -234,7 +250,10 @@ impl ServerEntry {
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
         match &mut copy.launch {
-            Launch::Stdio { env, .. } => env.values_mut().for_each(|v| *v = REDACTED.into()),
+            Launch::Stdio { env, args, .. } => {
+                env.values_mut().for_each(|v| *v = REDACTED.into());
+                *args = crate::credentials::redacted_args(args);
+            }
             Launch::Remote { headers, url, .. } => {
                 headers.values_mut().for_each(|v| *v = REDACTED.into());
                 *url = crate::credentials::redacted_url(url);

@@ -433,6 +433,45 @@ fn credentials_inside_a_url_are_never_listed() {
     assert!(file.contains(url), "the file keeps the URL whole: {file}");
 }
 
+/// A token passed to a stdio server on its command line (`--token ghp_…`) was listed raw.
+#[test]
+fn secrets_in_a_stdio_command_line_are_never_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--token",
+        "t0psecret",
+        "--api-key=k3yvalue",
+        "--port",
+        "8080",
+    ];
+    let mut add = vec!["registry", "add", "gh", "--command", "npx"];
+    for arg in args {
+        add.extend(["--arg", arg]);
+    }
+    let out = cli(dir.path(), &add);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for list in [
+        &["registry", "list"][..],
+        &["registry", "list", "--json"][..],
+    ] {
+        let out = cli(dir.path(), list);
+        let shown = stdout(&out) + &stderr(&out);
+        assert!(
+            !shown.contains("t0psecret") && !shown.contains("k3yvalue"),
+            "{list:?}: {shown}"
+        );
+        assert!(
+            shown.contains("--api-key=<redacted>") && shown.contains("8080"),
+            "{list:?}: {shown}"
+        );
+    }
+    let file = fs::read_to_string(servers_json(dir.path())).unwrap();
+    assert!(
+        file.contains("t0psecret"),
+        "the file keeps the arguments whole"
+    );
+}
+
 /// `sync --once --metrics 0.0.0.0:…` ignored the flag; with `[::]:…` servers were contacted
 /// before the address was refused. Both are refused while the arguments are read.
 #[tokio::test(flavor = "multi_thread")]

@@ -120,3 +120,27 @@ fn redaction_hides_header_and_env_values() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_masked_argument_saved_back_from_the_ui_keeps_its_value() {
+    let entry = ServerEntry::from_json(serde_json::json!({
+        "command": "npx",
+        "args": ["--token", "t0psecret", "--verbose"]
+    }))
+    .unwrap();
+    let shown = entry.redacted();
+    let Launch::Stdio { args, .. } = &shown.launch else {
+        panic!("stdio")
+    };
+    assert_eq!(args, &["--token", REDACTED, "--verbose"]);
+    // The user added an argument and left the masked one alone.
+    let mut edited = shown.clone();
+    if let Launch::Stdio { args, .. } = &mut edited.launch {
+        args.push("--debug".into());
+    }
+    let saved = edited.unredacted(&entry);
+    let Launch::Stdio { args, .. } = &saved.launch else {
+        panic!("stdio")
+    };
+    assert_eq!(args, &["--token", "t0psecret", "--verbose", "--debug"]);
+}
