@@ -41,6 +41,16 @@ enum Fault {
 }
 
 impl Fault {
+    const ALL: [Self; 7] = [
+        Self::Killed,
+        Self::RestartedEmpty,
+        Self::Unauthorized,
+        Self::Frozen,
+        Self::NeverAnswers,
+        Self::Slow,
+        Self::ForgetsSession,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Self::Killed => "killed",
@@ -423,15 +433,7 @@ fn cells() -> Vec<Cell> {
     use Fault::*;
     let mut cells = Vec::new();
     for legacy in [true, false] {
-        for fault in [
-            Killed,
-            RestartedEmpty,
-            Unauthorized,
-            Frozen,
-            NeverAnswers,
-            Slow,
-            ForgetsSession,
-        ] {
+        for fault in Fault::ALL {
             // A 2026-07-28 server keeps no sessions to forget.
             if fault == ForgetsSession && !legacy {
                 continue;
