@@ -7,10 +7,12 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use switchboard::call_log::CallOrigin;
 use switchboard::catalog::split_qualified;
 use switchboard::control::{self, ControlClient};
 use switchboard::daemon::{Daemon, DaemonOptions};
 use switchboard::desired::ManifestView;
+use switchboard::session::{Progress, Sideband};
 use switchboard::wire::{Request, WireError};
 
 pub fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
@@ -67,6 +69,29 @@ impl Fleet {
             }
         }
         Ok(Self::Embedded(Box::new(daemon)))
+    }
+
+    /// Calls a tool, passing its server's progress to `sideband`.
+    async fn call(
+        &mut self,
+        tool: String,
+        arguments: Value,
+        origin: CallOrigin,
+        sideband: Sideband,
+    ) -> Result<Value> {
+        Ok(match self {
+            Self::Daemon(client) => {
+                client
+                    .call_reporting(tool, arguments, origin, sideband)
+                    .await?
+            }
+            Self::Embedded(daemon) => serde_json::to_value(
+                daemon
+                    .call_tool_as(&tool, arguments, origin, sideband)
+                    .await
+                    .map_err(WireError::from)?,
+            )?,
+        })
     }
 
     async fn ask(&mut self, request: Request) -> Result<Value, WireError> {
@@ -349,16 +374,27 @@ async fn call_in(
             .unwrap_or_default();
         bail!("connector {connector_id:?} is {}{reason}", row.state);
     }
-    let request = Request::CallTool {
-        tool: qualified.to_string(),
-        arguments,
-        progress: false,
-        asks: false,
+    // The server's progress, as it reports it, on stderr (stdout is the result).
+    let (sink, mut updates) = tokio::sync::mpsc::channel::<Progress>(16);
+    let printer = tokio::spawn(async move {
+        while let Some(update) = updates.recv().await {
+            let total = update.total.map(|t| format!("/{t}")).unwrap_or_default();
+            let message = update.message.map(|m| format!(" {m}")).unwrap_or_default();
+            errln!("progress: {}{total}{message}", update.progress);
+        }
+    });
+    let origin = CallOrigin {
         client: Some("switchboard CLI".into()),
         correlation: None,
     };
-    fleet
-        .ask(request)
-        .await
-        .with_context(|| format!("{qualified} failed"))
+    let answer = fleet
+        .call(
+            qualified.to_string(),
+            arguments,
+            origin,
+            Sideband::progress(sink),
+        )
+        .await;
+    let _ = printer.await;
+    answer.with_context(|| format!("{qualified} failed"))
 }

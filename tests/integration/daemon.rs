@@ -165,6 +165,18 @@ async fn cli_commands_use_the_daemons_sessions_and_show_in_its_figures() {
         "the call went to the daemon: {}",
         stderr(&call)
     );
+    // The server's progress reaches the terminal, in order, on stderr.
+    let progress: Vec<String> = stderr(&call)
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        progress,
+        ["progress: 1/2 started", "progress: 2/2 done"],
+        "{}",
+        stderr(&call)
+    );
     let tools = json(&run_cli(&dir, &["tools", "--json"]).await);
     let names: Vec<&str> = tools
         .as_array()
