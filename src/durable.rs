@@ -38,6 +38,28 @@ pub fn is_unwritable(error: &io::Error) -> bool {
     )
 }
 
+/// A file opened to be written, or, where its place cannot be written, to be read only.
+pub enum Opened {
+    Writable(fs::File),
+    /// Why it cannot be written, and the file itself where it exists.
+    ReadOnly(Option<fs::File>, String),
+}
+
+/// Opens the regular file `path` with `options`; where the place cannot be written at all (see
+/// [`is_unwritable`]), opens it to read instead, saying why.
+pub fn open_or_read_only(options: &OpenOptions, path: &Path) -> Result<Opened, IoAt> {
+    let refused = match open_regular(options, path) {
+        Ok(file) => return Ok(Opened::Writable(file)),
+        Err(e) if is_unwritable(&e.source) => e.source.to_string(),
+        Err(e) => return Err(e),
+    };
+    match open_regular(OpenOptions::new().read(true), path) {
+        Ok(file) => Ok(Opened::ReadOnly(Some(file), refused)),
+        Err(e) if e.source.kind() == io::ErrorKind::NotFound => Ok(Opened::ReadOnly(None, refused)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Attaches a path to an I/O result.
 pub trait AtPath<T> {
     fn at(self, path: &Path) -> Result<T, IoAt>;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use fs4::{FileExt, TryLockError};
 
 use super::RegistryError;
-use crate::durable::{IoAt, is_unwritable, open_regular, private_file_options};
+use crate::durable::{IoAt, Opened, open_or_read_only, private_file_options};
 
 /// An exclusive `fs4` lock on `servers.lock`, held by one Switchboard process (app or CLI) while
 /// it touches the registry files. Released when this value is dropped (closing the file releases
@@ -24,18 +24,9 @@ impl RegistryLock {
     pub fn acquire(path: &Path, timeout: Duration) -> Result<Self, RegistryError> {
         let mut options = private_file_options();
         options.read(true).write(true).create(true).truncate(false);
-        let file = match open_regular(&options, path) {
-            Ok(file) => file,
-            Err(e) if is_unwritable(&e.source) => {
-                match open_regular(std::fs::OpenOptions::new().read(true), path) {
-                    Ok(file) => file,
-                    Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok(Self { _file: None });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
+        let file = match open_or_read_only(&options, path)? {
+            Opened::Writable(file) | Opened::ReadOnly(Some(file), _) => file,
+            Opened::ReadOnly(None, _) => return Ok(Self { _file: None }),
         };
         let started = Instant::now();
         let mut pause = Duration::from_micros(100);

@@ -96,17 +96,13 @@ pub fn read_servers_file(path: &Path) -> Result<ServersFileV1, RegistryError> {
 fn open_journal(path: &Path) -> Result<(File, Option<String>), RegistryError> {
     let mut options = private_file_options();
     options.read(true).append(true).create(true);
-    let refused = match durable::open_regular(&options, path) {
-        Ok(journal) => return Ok((journal, None)),
-        Err(e) if durable::is_unwritable(&e.source) => e.source.to_string(),
-        Err(e) => return Err(e.into()),
-    };
-    let journal = match durable::open_regular(std::fs::OpenOptions::new().read(true), path) {
-        Ok(journal) => journal,
-        Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
-            tempfile::tempfile().map_err(|e| durable::IoAt::new(path, e))?
-        }
-        Err(e) => return Err(e.into()),
+    let (journal, refused) = match durable::open_or_read_only(&options, path)? {
+        durable::Opened::Writable(journal) => return Ok((journal, None)),
+        durable::Opened::ReadOnly(Some(journal), refused) => (journal, refused),
+        durable::Opened::ReadOnly(None, refused) => (
+            tempfile::tempfile().map_err(|e| durable::IoAt::new(path, e))?,
+            refused,
+        ),
     };
     tracing::info!(path = %path.display(), reason = %refused, "the registry is read-only here");
     Ok((journal, Some(refused)))
