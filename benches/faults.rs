@@ -233,7 +233,9 @@ async fn start_server(cell: Cell, dir: &std::path::Path) -> (Server, Endpoint) {
             (Server::Child(child), http(line.trim().to_string()))
         }
         (Transport::Http, _) => {
-            let fixture = Fixture::start(knobs(cell.legacy)).await.expect("fixture");
+            let fixture = Fixture::start_restartable(knobs(cell.legacy))
+                .await
+                .expect("fixture");
             let (addr, url) = (fixture.addr(), fixture.url());
             (
                 Server::InProcess(Some(fixture), addr, knobs(cell.legacy)),

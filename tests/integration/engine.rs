@@ -159,7 +159,7 @@ async fn list_changes_are_honoured_in_both_protocol_eras() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_server_is_noticed_and_re_established() {
-    let fixture = Fixture::start(Knobs::default()).await.unwrap();
+    let fixture = Fixture::start_restartable(Knobs::default()).await.unwrap();
     let addr = fixture.addr();
     let (engine, _desired) = start(vec![spec_at("fx", fixture.url())]);
     wait_for(&engine, "healthy", |s| {
@@ -595,7 +595,7 @@ async fn a_reconnect_uses_the_handshake_detected_before() {
         legacy_only: true,
         ..Knobs::default()
     };
-    let first = Fixture::start(legacy.clone()).await.unwrap();
+    let first = Fixture::start_restartable(legacy.clone()).await.unwrap();
     let addr = first.addr();
     let (engine, _desired) = start(vec![spec_at("old", first.url())]);
     wait_for(&engine, "healthy", |s| {
