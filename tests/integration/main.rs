@@ -13,6 +13,7 @@ mod hostile;
 mod interop;
 mod layout;
 mod manifest;
+mod oauth_fixture;
 mod offerings;
 mod questions;
 mod quotas;
