@@ -68,7 +68,7 @@ impl Alerts {
         };
         let side = match to {
             Health::Healthy | Health::Degraded => Side::Up,
-            Health::Down | Health::Unauthorized => Side::Down,
+            Health::Down | Health::Unauthorized | Health::NeedsSignIn => Side::Down,
             // Retrying says nothing new about which side it is on.
             Health::Connecting => return,
             Health::Disabled => {

@@ -24,9 +24,23 @@ pub enum Health {
     Down,
     /// Refused the credentials (HTTP 401/403).
     Unauthorized,
+    /// Answered 401 with an OAuth challenge (MCP authorization): the user has to sign in.
+    #[serde(rename = "needs-sign-in")]
+    NeedsSignIn,
 }
 
 impl Health {
+    /// Every state, for the metrics that give each its own series.
+    pub const ALL: [Self; 7] = [
+        Self::Disabled,
+        Self::Connecting,
+        Self::Healthy,
+        Self::Degraded,
+        Self::Down,
+        Self::Unauthorized,
+        Self::NeedsSignIn,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Disabled => "disabled",
@@ -35,6 +49,7 @@ impl Health {
             Self::Degraded => "degraded",
             Self::Down => "down",
             Self::Unauthorized => "unauthorized",
+            Self::NeedsSignIn => "needs-sign-in",
         }
     }
 
@@ -47,6 +62,7 @@ impl Health {
     pub fn after_failure(error: &SessionError) -> Self {
         match error {
             SessionError::Unauthorized(_) => Self::Unauthorized,
+            SessionError::NeedsSignIn(_) => Self::NeedsSignIn,
             _ => Self::Down,
         }
     }
@@ -91,7 +107,12 @@ pub fn next(status: &ConnectorStatus, observed: Observed) -> ConnectorStatus {
     match observed {
         // A retry does not make a failed connector "connecting" again: it is down (or
         // unauthorized) until an attempt succeeds, so the tray does not flicker.
-        Observed::Connecting if matches!(status.state, Health::Down | Health::Unauthorized) => {
+        Observed::Connecting
+            if matches!(
+                status.state,
+                Health::Down | Health::Unauthorized | Health::NeedsSignIn
+            ) =>
+        {
             status.retry_in_ms = None;
         }
         Observed::Connecting => {

@@ -380,14 +380,7 @@ impl Metrics {
         let up = matches!(state, Health::Healthy | Health::Degraded);
         self.up.get_or_create(&label).set(i64::from(up));
         self.tools.get_or_create(&label).set(tools as i64);
-        for candidate in [
-            Health::Disabled,
-            Health::Connecting,
-            Health::Healthy,
-            Health::Degraded,
-            Health::Down,
-            Health::Unauthorized,
-        ] {
+        for candidate in Health::ALL {
             let labels = StateLabels {
                 connector: connector.into(),
                 state: candidate.as_str().into(),
@@ -405,17 +398,10 @@ impl Metrics {
         };
         self.up.remove(&label);
         self.tools.remove(&label);
-        for state in [
-            "disabled",
-            "connecting",
-            "healthy",
-            "degraded",
-            "down",
-            "unauthorized",
-        ] {
+        for state in Health::ALL {
             self.state.remove(&StateLabels {
                 connector: connector.into(),
-                state: state.into(),
+                state: state.as_str().into(),
             });
         }
         self.stats().remove(connector);

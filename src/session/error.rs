@@ -12,6 +12,10 @@ pub enum SessionError {
     /// The server refused the credentials (HTTP 401/403): its own state, not "down".
     #[error("authorization rejected: {0}")]
     Unauthorized(String),
+    /// The server answered 401 with an OAuth challenge naming its protected-resource
+    /// metadata: a sign-in, not a wrong key, is what it takes.
+    #[error("needs sign-in: {0}")]
+    NeedsSignIn(String),
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
     /// No connection could be made (refused, no route, DNS): says nothing of the protocol.
@@ -84,6 +88,7 @@ impl SessionError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unauthorized(_) => "unauthorized",
+            Self::NeedsSignIn(_) => "needs_sign_in",
             Self::Timeout(_) => "timeout",
             Self::Unreachable { .. } => "unreachable",
             Self::Transport { .. } => "transport",
@@ -113,9 +118,25 @@ impl SessionError {
         }
     }
 
+    /// A 401's `WWW-Authenticate`: an OAuth challenge (RFC 9728's `resource_metadata`, which
+    /// MCP servers send) means sign in; any other means the credentials were refused.
+    fn refused(challenge: &str) -> Self {
+        let oauth = challenge
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+            && challenge
+                .to_ascii_lowercase()
+                .contains("resource_metadata=");
+        if oauth {
+            Self::NeedsSignIn(bounded(challenge))
+        } else {
+            Self::Unauthorized(bounded(challenge))
+        }
+    }
+
     pub(super) fn from_service(error: ServiceError) -> Self {
         if let Some(challenge) = error.auth_challenge() {
-            return Self::Unauthorized(bounded(challenge));
+            return Self::refused(challenge);
         }
         match error {
             ServiceError::McpError(e) => Self::Server {
@@ -137,7 +158,7 @@ impl SessionError {
 
     pub(super) fn from_init_ref(error: &rmcp::service::ClientInitializeError) -> Self {
         if let Some(challenge) = error.auth_challenge() {
-            return Self::Unauthorized(bounded(challenge));
+            return Self::refused(challenge);
         }
         if error.is_authorization_required() {
             return Self::Unauthorized("the server requires authorization".into());

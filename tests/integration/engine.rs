@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::support::*;
 
-fn spec_at(id: &str, url: String) -> ConnectorSpec {
+pub(crate) fn spec_at(id: &str, url: String) -> ConnectorSpec {
     ConnectorSpec {
         id: id.into(),
         endpoint: Endpoint::Http {
@@ -40,7 +40,7 @@ fn options() -> EngineOptions {
     }
 }
 
-fn start(specs: Vec<ConnectorSpec>) -> (Engine, watch::Sender<Vec<ConnectorSpec>>) {
+pub(crate) fn start(specs: Vec<ConnectorSpec>) -> (Engine, watch::Sender<Vec<ConnectorSpec>>) {
     let (desired, receiver) = watch::channel(specs);
     (
         Engine::start(receiver, http_client().unwrap(), options()),
@@ -56,7 +56,7 @@ async fn wait_for(
     wait_for_watch(engine.subscribe(), what, |s| ready(s)).await
 }
 
-fn state(snapshot: &EngineSnapshot, id: &str) -> Option<Health> {
+pub(crate) fn state(snapshot: &EngineSnapshot, id: &str) -> Option<Health> {
     snapshot
         .connectors
         .iter()

@@ -22,6 +22,7 @@ mod registry_crash;
 mod registry_files;
 mod sdk;
 mod serve;
+mod signin;
 mod stdio;
 mod support;
 mod sync;
