@@ -5,6 +5,7 @@ use base64::Engine as _;
 use sha2::Digest as _;
 use switchboard_fixture::{Fixture, Knobs};
 
+const VERIFIER: &str = "a-verifier-long-enough-to-be-a-real-one-0123456789";
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 async fn post_mcp(http: &reqwest::Client, origin: &str, token: Option<&str>) -> reqwest::Response {
@@ -88,9 +89,8 @@ async fn the_fixture_grants_a_token_only_through_pkce_and_rotates_refresh_tokens
     .await;
     let client_id = client["client_id"].as_str().unwrap().to_owned();
 
-    let verifier = "a-verifier-long-enough-to-be-a-real-one-0123456789";
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        .encode(sha2::Sha256::digest(VERIFIER.as_bytes()));
     let authorize = |resource: &str| {
         http.get(format!(
             "{origin}/authorize?{}",
@@ -112,20 +112,21 @@ async fn the_fixture_grants_a_token_only_through_pkce_and_rotates_refresh_tokens
         400,
         "a token for another resource is refused"
     );
-    let approved = authorize(&format!("{origin}/mcp")).await.unwrap();
-    assert_eq!(approved.status(), 302);
-    let back = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
-    let param = |name: &str| {
-        back.query_pairs()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-            .unwrap()
+    let approve = || async {
+        let approved = authorize(&format!("{origin}/mcp")).await.unwrap();
+        assert_eq!(approved.status(), 302);
+        let back = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
+        let param = |name: &str| {
+            back.query_pairs()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+                .unwrap()
+        };
+        assert_eq!(param("state"), "s-1");
+        assert_eq!(param("iss"), origin, "the issuer comes back (RFC 9207)");
+        param("code")
     };
-    assert_eq!(param("state"), "s-1");
-    assert_eq!(param("iss"), origin, "the issuer comes back (RFC 9207)");
-    let code = param("code");
-
-    let exchange = |verifier: &str| {
+    let exchange = |code: String, verifier: &'static str| {
         form(
             http.post(format!("{origin}/token")),
             &[
@@ -138,39 +139,17 @@ async fn the_fixture_grants_a_token_only_through_pkce_and_rotates_refresh_tokens
         )
         .send()
     };
-    let wrong = exchange("not-the-verifier").await.unwrap();
+    let code = approve().await;
+    let wrong = exchange(code.clone(), "not-the-verifier").await.unwrap();
     assert_eq!(wrong.status(), 400, "a wrong PKCE verifier is refused");
-    let tokens = json(exchange(verifier).await.unwrap()).await;
+    let tokens = json(exchange(code, VERIFIER).await.unwrap()).await;
     assert_eq!(
         tokens["error"], "invalid_grant",
         "a code is spent by its first exchange, even a refused one"
     );
 
     // Again, now with the right verifier on the first try.
-    let approved = authorize(&format!("{origin}/mcp")).await.unwrap();
-    let back = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
-    let code = back
-        .query_pairs()
-        .find(|(key, _)| key == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let tokens = json(
-        form(
-            http.post(format!("{origin}/token")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("code_verifier", verifier),
-                ("redirect_uri", redirect),
-                ("client_id", client_id.as_str()),
-            ],
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+    let tokens = json(exchange(approve().await, VERIFIER).await.unwrap()).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(post_mcp(&http, &origin, Some(&access)).await.status(), 200);
