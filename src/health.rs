@@ -58,6 +58,14 @@ impl Health {
         matches!(self, Self::Healthy | Self::Degraded)
     }
 
+    /// Whether a connector in this state failed its last attempt (and is being retried).
+    pub fn is_failed(self) -> bool {
+        match self {
+            Self::Down | Self::Unauthorized | Self::NeedsSignIn => true,
+            Self::Disabled | Self::Connecting | Self::Healthy | Self::Degraded => false,
+        }
+    }
+
     /// The state a failed connection attempt leaves a connector in.
     pub fn after_failure(error: &SessionError) -> Self {
         match error {
@@ -107,12 +115,7 @@ pub fn next(status: &ConnectorStatus, observed: Observed) -> ConnectorStatus {
     match observed {
         // A retry does not make a failed connector "connecting" again: it is down (or
         // unauthorized) until an attempt succeeds, so the tray does not flicker.
-        Observed::Connecting
-            if matches!(
-                status.state,
-                Health::Down | Health::Unauthorized | Health::NeedsSignIn
-            ) =>
-        {
+        Observed::Connecting if status.state.is_failed() => {
             status.retry_in_ms = None;
         }
         Observed::Connecting => {

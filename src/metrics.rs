@@ -377,7 +377,7 @@ impl Metrics {
         let label = ConnectorLabels {
             connector: connector.into(),
         };
-        let up = matches!(state, Health::Healthy | Health::Degraded);
+        let up = state.is_live();
         self.up.get_or_create(&label).set(i64::from(up));
         self.tools.get_or_create(&label).set(tools as i64);
         for candidate in Health::ALL {

@@ -124,22 +124,25 @@ impl Supervisor {
                     })
                     .await;
                     let ended = self.serve(&mut session).await;
-                    // A failure is told before the session is closed: closing a frozen
-                    // server's HTTP session waits on a DELETE it never answers.
-                    if let Ended::Failed(state, reason) = &ended {
-                        self.report(Update::Observed(Observed::Failed {
-                            state: *state,
-                            reason: reason.clone(),
-                            attempt,
-                            retry_in: None,
-                        }))
-                        .await;
-                    }
-                    session.close().await;
-                    // A session that worked and broke is retried at once (the server may
-                    // just have restarted); backoff starts if that fails too.
-                    if let Ended::Stopped = ended {
-                        return;
+                    match ended {
+                        Ended::Stopped => {
+                            session.close().await;
+                            return;
+                        }
+                        // A session that worked and broke is retried at once (the server may
+                        // just have restarted); backoff starts if that fails too. The failure
+                        // is told before the session is closed: closing a frozen server's
+                        // HTTP session waits on a DELETE it never answers.
+                        Ended::Failed(state, reason) => {
+                            self.report(Update::Observed(Observed::Failed {
+                                state,
+                                reason,
+                                attempt,
+                                retry_in: None,
+                            }))
+                            .await;
+                            session.close().await;
+                        }
                     }
                 }
                 Err(error) => {
