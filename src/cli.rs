@@ -18,6 +18,7 @@ macro_rules! errln {
     }};
 }
 
+mod auth;
 mod clients;
 mod conformance;
 mod connectors;
@@ -111,6 +112,9 @@ enum Command {
     /// Keep connector tokens in the OS keyring (never in Switchboard's files).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Sign connectors in to servers that ask for an OAuth sign-in, or out again.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Call one tool through the engine and print its result as JSON.
     Call {
         /// CONNECTOR.TOOL
@@ -168,6 +172,26 @@ enum ClientCommand {
         /// claude | claude-code | cursor | vscode | windsurf | zed
         client: switchboard::clients::AiClient,
     },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Sign CONNECTOR in: prints the page to approve it on and opens it in the browser, then
+    /// waits (at most 5 minutes) for the browser to come back.
+    Login {
+        connector: String,
+        /// Print the page only; open it yourself (on this machine: the redirect comes back to
+        /// 127.0.0.1).
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Show which remote connectors are signed in (never a token).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget CONNECTOR's tokens.
+    Logout { connector: String },
 }
 
 #[derive(Subcommand)]
@@ -379,6 +403,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             outln!("removed the token of {connector} from the OS keyring");
             Ok(())
         }
+        Command::Auth(AuthCommand::Login {
+            connector,
+            no_browser,
+        }) => auth::login(&dir, &connector, !no_browser).await,
+        Command::Auth(AuthCommand::Status { json }) => auth::status(&dir, json).await,
+        Command::Auth(AuthCommand::Logout { connector }) => auth::logout(&dir, &connector).await,
         Command::Status { json } => connectors::status(&dir, json).await,
         Command::Tools {
             action: Some(action),

@@ -182,6 +182,10 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
         Request::ImportApply { from } => {
             reply(daemon.import_apply(import_source(from).as_ref()).await?)
         }
+        Request::SignIn { id, open_browser } => reply(daemon.sign_in(&id, open_browser).await?),
+        Request::SignInWait { id } => reply(daemon.sign_in_finished(&id).await?),
+        Request::SignOut { id } => reply(daemon.sign_out(&id).await?),
+        Request::SignInStatus {} => reply(daemon.sign_in_status().await?),
     }
 }
 

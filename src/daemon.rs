@@ -8,6 +8,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+mod signin;
+
+pub use signin::SignInStarted;
+
 use crate::call_log::CallOrigin;
 use crate::connector::{ConnectorSpec, Source};
 use crate::desired::{self, FeedOptions, ManifestSourceError, ManifestView};
@@ -148,6 +152,8 @@ pub enum DaemonError {
     Import(Arc<ImportError>),
     #[error(transparent)]
     Call(#[from] CallError),
+    #[error(transparent)]
+    SignIn(#[from] crate::signin::SignInError),
 }
 
 impl DaemonError {
@@ -162,6 +168,7 @@ impl DaemonError {
             Self::Import(e) if matches!(**e, ImportError::NothingFound) => "nothing_to_import",
             Self::Import(_) => "import",
             Self::Call(_) => "call",
+            Self::SignIn(_) => "sign_in",
         }
     }
 }
@@ -203,6 +210,7 @@ pub struct Daemon {
     _stop_on_drop: tokio_util::sync::DropGuard,
     feed: tokio::task::JoinHandle<()>,
     composer: tokio::task::JoinHandle<()>,
+    sign_ins: crate::signin::SignInDesk,
 }
 
 impl Daemon {
@@ -233,10 +241,15 @@ impl Daemon {
             stop.clone(),
         )
         .await?;
+        let tokens = crate::signin::TokenStore::in_dir(&options.config_dir);
+        let sign_ins = crate::signin::SignInDesk::new(tokens.clone(), http.clone());
         let engine = Engine::start_with_metrics(
             feed.specs.clone(),
             http,
-            EngineOptions::from_env(),
+            EngineOptions {
+                tokens: Some(tokens),
+                ..EngineOptions::from_env()
+            },
             metrics,
         );
         let (overviews, tool_changes, composer) = compose_overviews(
@@ -258,6 +271,7 @@ impl Daemon {
             stop,
             feed: feed.task,
             composer,
+            sign_ins,
         })
     }
 

@@ -39,6 +39,8 @@ pub struct EngineOptions {
     pub slow_p95: Duration,
     /// …or more than half of at least this many recent calls failed.
     pub min_calls_for_error_rate: usize,
+    /// Where signed-in connectors' OAuth tokens are kept; without, no connector is signed in.
+    pub tokens: Option<Arc<crate::signin::TokenStore>>,
 }
 
 impl EngineOptions {
@@ -70,6 +72,7 @@ impl Default for EngineOptions {
             backoff_cap: Duration::from_secs(60),
             slow_p95: Duration::from_secs(5),
             min_calls_for_error_rate: 10,
+            tokens: None,
         }
     }
 }
@@ -195,6 +198,24 @@ pub struct Engine {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Re-checks every connector, like [`Engine::recheck_all`]; does nothing once the engine stopped.
+#[derive(Clone)]
+pub struct Rechecker(mpsc::Sender<Command>);
+
+impl Rechecker {
+    pub async fn recheck_all(&self, reason: &str) {
+        let (done, marked) = tokio::sync::oneshot::channel();
+        if self
+            .0
+            .send(Command::Recheck(reason.to_string(), done))
+            .await
+            .is_ok()
+        {
+            let _ = marked.await;
+        }
+    }
+}
+
 impl Engine {
     /// Starts reconciling `desired` (and every later value of it).
     pub fn start(
@@ -314,14 +335,12 @@ impl Engine {
     /// Returns once the snapshot shows it, so a [`Engine::settled`] after it waits for the
     /// answers.
     pub async fn recheck_all(&self, reason: &str) {
-        let (done, marked) = tokio::sync::oneshot::channel();
-        let sent = self
-            .commands
-            .send(Command::Recheck(reason.to_string(), done))
-            .await;
-        if sent.is_ok() {
-            let _ = marked.await;
-        }
+        self.rechecker().recheck_all(reason).await;
+    }
+
+    /// A handle that re-checks every connector, for tasks that outlive a borrow of the engine.
+    pub fn rechecker(&self) -> Rechecker {
+        Rechecker(self.commands.clone())
     }
 
     /// Calls `connector.tool` on its live session, timing it into the metrics.

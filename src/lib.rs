@@ -53,5 +53,7 @@ pub mod overview;
 pub mod registry;
 /// One live MCP session per connector over `rmcp`, and the shared HTTP client.
 pub mod session;
+/// Signing in to OAuth-protected servers; their tokens, in the keyring or a 0600 file.
+pub mod signin;
 /// The one typed wire between the daemon and its clients (window process, CLI).
 pub mod wire;

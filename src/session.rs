@@ -19,6 +19,7 @@ mod stderr;
 
 pub use elicitation::{Elicitation, with_defaults};
 pub use error::SessionError;
+pub(crate) use error::bounded;
 pub(crate) use error::innermost_cause;
 pub use http::{HttpClientError, http_client, http_client_trusting};
 pub use listing::{MAX_PAGES, MAX_TOOLS};
@@ -179,24 +180,18 @@ const LISTEN_WAIT: Duration = Duration::from_secs(2);
 impl Session {
     /// Connects and lists every tool (following cursors), within the spec's connect timeout.
     pub async fn open(spec: &ConnectorSpec, http: &reqwest::Client) -> Result<Self, SessionError> {
-        Self::open_as(spec, http, None).await
+        Self::open_with(spec, http, None, Elicitation::Relay, None).await
     }
 
-    /// Like [`Session::open`], trying `known` (how the server was reached last time) first.
-    pub async fn open_as(
-        spec: &ConnectorSpec,
-        http: &reqwest::Client,
-        known: Option<Handshake>,
-    ) -> Result<Self, SessionError> {
-        Self::open_with(spec, http, known, Elicitation::Relay).await
-    }
-
-    /// Like [`Session::open_as`], answering the server's questions as `elicitation` says.
+    /// Like [`Session::open`], trying `known` (how the server was reached last time) first,
+    /// answering the server's questions as `elicitation` says, signed in with `tokens`' grant
+    /// where the connector has one.
     pub async fn open_with(
         spec: &ConnectorSpec,
         http: &reqwest::Client,
         known: Option<Handshake>,
         elicitation: Elicitation,
+        tokens: Option<&Arc<crate::signin::TokenStore>>,
     ) -> Result<Self, SessionError> {
         let started = Instant::now();
         let events = SessionEvents {
@@ -210,7 +205,7 @@ impl Session {
             questions: QuestionRoutes::default(),
         };
         let opening = async {
-            let (service, handshake) = connect(spec, http, events.clone(), known).await?;
+            let (service, handshake) = connect(spec, http, events.clone(), known, tokens).await?;
             // Listen before listing, so nothing the server sends meanwhile is lost.
             events.listening.settled(LISTEN_WAIT).await;
             // rmcp caches list results and serves them stale when the server fails: a dead
@@ -249,6 +244,11 @@ impl Session {
                     None => error,
                 };
                 return Err(error.with_stderr(&tail));
+            }
+            // Why the server wants a sign-in again, where its authorization server said.
+            Err(SessionError::NeedsSignIn(challenge)) => {
+                let ended = tokens.and_then(|store| store.ended(&spec.id));
+                return Err(SessionError::NeedsSignIn(ended.unwrap_or(challenge)));
             }
             Err(error) => return Err(error),
         };

@@ -128,6 +128,22 @@ pub enum Request {
     ImportApply {
         from: Option<String>,
     },
+    /// Starts signing connector `id` in ([`crate::daemon::SignInStarted`]: the page to approve
+    /// it on); with `open_browser`, the daemon opens it.
+    SignIn {
+        id: String,
+        #[serde(default)]
+        open_browser: bool,
+    },
+    /// Waits for connector `id`'s sign-in to end.
+    SignInWait {
+        id: String,
+    },
+    SignOut {
+        id: String,
+    },
+    /// Whether each remote connector is signed in (never a token).
+    SignInStatus {},
 }
 
 impl Request {

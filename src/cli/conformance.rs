@@ -36,9 +36,15 @@ pub async fn run(url: &str) -> Result<()> {
         info: Default::default(),
     };
     // Standing in for a user who accepts what a form proposes (the scenarios expect an answer).
-    let session = Session::open_with(&spec, &http_client()?, None, Elicitation::AcceptDefaults)
-        .await
-        .with_context(|| format!("cannot connect to {url}"))?;
+    let session = Session::open_with(
+        &spec,
+        &http_client()?,
+        None,
+        Elicitation::AcceptDefaults,
+        None,
+    )
+    .await
+    .with_context(|| format!("cannot connect to {url}"))?;
     let calls = planned_calls(&session, &context);
     let caller = session.caller();
     for (tool, arguments) in calls {

@@ -33,14 +33,14 @@ pub fn print_manifest(view: &ManifestView, json: bool) -> Result<()> {
 
 /// Where this command finds live state: the daemon running for the config dir, or (with none
 /// running) an engine started here for this one command.
-enum Fleet {
+pub(super) enum Fleet {
     Daemon(ControlClient),
     Embedded(Box<Daemon>),
 }
 
 impl Fleet {
     /// Connects to the daemon, or starts an embedded engine and waits until it has settled.
-    async fn open(dir: &Path, manifest: Option<&str>) -> Result<Self> {
+    pub(super) async fn open(dir: &Path, manifest: Option<&str>) -> Result<Self> {
         if let Some(client) = ControlClient::connect(dir).await? {
             if manifest.is_some() {
                 errln!(
@@ -94,7 +94,7 @@ impl Fleet {
         })
     }
 
-    async fn ask(&mut self, request: Request) -> Result<Value, WireError> {
+    pub(super) async fn ask(&mut self, request: Request) -> Result<Value, WireError> {
         match self {
             Self::Daemon(client) => client.ask(request).await,
             Self::Embedded(daemon) => control::answer(daemon, request).await,
@@ -117,7 +117,7 @@ impl Fleet {
         )?)
     }
 
-    async fn close(self) -> Result<()> {
+    pub(super) async fn close(self) -> Result<()> {
         if let Self::Embedded(daemon) = self {
             daemon.shutdown().await?;
         }

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 /// ping is answered at once by a server that works, and a frozen one should show within a probe
 /// period plus this.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-use crate::session::{Caller, Session, SessionError};
+use crate::session::{Caller, Elicitation, Session, SessionError};
 
 /// What a supervisor tells the reconciler. `generation` tells reports of a replaced supervisor
 /// apart from its successor's.
@@ -104,7 +104,13 @@ impl Supervisor {
                 };
                 tokio::select! {
                     _ = self.stop.cancelled() => return,
-                    opened = Session::open_as(&self.spec, &self.http, known) => opened,
+                    opened = Session::open_with(
+                        &self.spec,
+                        &self.http,
+                        known,
+                        Elicitation::Relay,
+                        self.options.tokens.as_ref(),
+                    ) => opened,
                 }
             };
             match opened {

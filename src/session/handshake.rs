@@ -2,10 +2,12 @@
 //! for HTTP, which transport) its server speaks, detected once and remembered.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::ProtocolVersion;
 use rmcp::service::RunningService;
+use rmcp::transport::auth::AuthClient;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{IntoTransport as _, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient};
@@ -14,6 +16,7 @@ use super::http::header_map;
 use super::{Handshake, ProgressTap, SessionError, SessionEvents, legacy_sse, reuse};
 use crate::connector::{ConnectorSpec, Endpoint};
 use crate::registry::model::RemoteKind;
+use crate::signin::TokenStore;
 
 pub(super) type Connected = (RunningService<RoleClient, SessionEvents>, Handshake);
 
@@ -22,9 +25,10 @@ pub(super) async fn connect(
     http: &reqwest::Client,
     events: SessionEvents,
     known: Option<Handshake>,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<Connected, SessionError> {
     if let Some(known) = known {
-        match connect_as(spec, http, events.clone(), known).await {
+        match connect_as(spec, http, events.clone(), known, tokens).await {
             // It may have been upgraded or replaced: detect afresh, unless it was not reached,
             // did not answer in time or refused the credentials, which would say nothing new.
             Err(error)
@@ -40,7 +44,7 @@ pub(super) async fn connect(
             other => return other,
         }
     }
-    detect(spec, http, events).await
+    detect(spec, http, events, tokens).await
 }
 
 /// Connects the way the server was reached before.
@@ -49,6 +53,7 @@ async fn connect_as(
     http: &reqwest::Client,
     events: SessionEvents,
     known: Handshake,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<Connected, SessionError> {
     let headers = match &spec.endpoint {
         Endpoint::Http { headers, .. } => Some(header_map(headers)?),
@@ -68,7 +73,7 @@ async fn connect_as(
         },
         Handshake::Initialize => ClientLifecycleMode::Initialize,
     };
-    let service = serve(spec, http, events, headers, lifecycle)
+    let service = serve(spec, http, events, headers, lifecycle, tokens)
         .await
         .map_err(SessionError::from_init)?;
     Ok((service, known))
@@ -79,6 +84,7 @@ async fn detect(
     spec: &ConnectorSpec,
     http: &reqwest::Client,
     events: SessionEvents,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<Connected, SessionError> {
     let era = |service: RunningService<RoleClient, SessionEvents>| {
         let modern = service
@@ -94,7 +100,7 @@ async fn detect(
     let (url, headers, kind) = match &spec.endpoint {
         Endpoint::Http { url, headers, kind } => (url, header_map(headers)?, *kind),
         Endpoint::Stdio { .. } => {
-            return serve_with_era_fallback(spec, http, events, None)
+            return serve_with_era_fallback(spec, http, events, None, tokens)
                 .await
                 .map(era)
                 .map_err(SessionError::from_init);
@@ -104,14 +110,18 @@ async fn detect(
         Some(RemoteKind::Sse) => serve_legacy_sse(spec, http, url, headers, events)
             .await
             .map(|service| (service, Handshake::LegacySse)),
-        Some(RemoteKind::Http) => serve_with_era_fallback(spec, http, events, Some(headers))
-            .await
-            .map(era)
-            .map_err(SessionError::from_init),
+        Some(RemoteKind::Http) => {
+            serve_with_era_fallback(spec, http, events, Some(headers), tokens)
+                .await
+                .map(era)
+                .map_err(SessionError::from_init)
+        }
         // The spec's rule when the transport is not known: streamable HTTP first; a 400, 404 or
         // 405 to its POST means an old server, so try the HTTP+SSE transport's GET.
         None => {
-            match serve_with_era_fallback(spec, http, events.clone(), Some(headers.clone())).await {
+            match serve_with_era_fallback(spec, http, events.clone(), Some(headers.clone()), tokens)
+                .await
+            {
                 Err(error) if rejected_post(&error) => {
                     serve_legacy_sse(spec, http, url, headers, events)
                         .await
@@ -193,6 +203,7 @@ async fn serve_with_era_fallback(
     http: &reqwest::Client,
     events: SessionEvents,
     headers: Option<reqwest::header::HeaderMap>,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
     // Speak the newest era where the server does, the 2025-11-25 handshake otherwise; rmcp
     // detects which per the spec's backward-compatibility rules.
@@ -200,7 +211,7 @@ async fn serve_with_era_fallback(
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
-    match serve(spec, http, events.clone(), headers.clone(), auto).await {
+    match serve(spec, http, events.clone(), headers.clone(), auto, tokens).await {
         // A server that knows `server/discover` but lists only initialize-era versions: rmcp
         // gives up instead of falling back, so fall back here, with a fresh transport.
         Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
@@ -210,12 +221,28 @@ async fn serve_with_era_fallback(
             .iter()
             .any(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str()) =>
         {
-            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
+            serve(
+                spec,
+                http,
+                events,
+                headers,
+                ClientLifecycleMode::Initialize,
+                tokens,
+            )
+            .await
         }
         // A server that answers any unknown method with an empty result: not a discover
         // result, so not a 2026-era server. rmcp gives up here too.
         Err(rmcp::service::ClientInitializeError::ExpectedInitResult(_)) => {
-            serve(spec, http, events, headers, ClientLifecycleMode::Initialize).await
+            serve(
+                spec,
+                http,
+                events,
+                headers,
+                ClientLifecycleMode::Initialize,
+                tokens,
+            )
+            .await
         }
         other => other,
     }
@@ -228,6 +255,7 @@ async fn serve(
     events: SessionEvents,
     headers: Option<reqwest::header::HeaderMap>,
     lifecycle: ClientLifecycleMode,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
     use rmcp::service::ClientInitializeError;
     let refused = |message: String| ClientInitializeError::ConnectionClosed(message);
@@ -246,9 +274,27 @@ async fn serve(
                 events.listening.clone(),
                 events.faults.clone(),
             );
-            let transport = StreamableHttpClientTransport::with_client(client, config);
-            let transport = ProgressTap::new(transport, events.progress.clone());
-            events.serve_with_lifecycle(transport, lifecycle).await
+            let authorizer = match tokens {
+                Some(store) => crate::signin::authorizer(store, &spec.id, url)
+                    .await
+                    .map_err(|e| refused(format!("cannot use the sign-in: {e}")))?,
+                None => None,
+            };
+            // A signed-in connector's requests carry its token, renewed ahead of expiry and
+            // once on a 401; any other goes unauthenticated (or with its own headers).
+            match authorizer {
+                Some(manager) => {
+                    let client = AuthClient::new(client, manager);
+                    let transport = StreamableHttpClientTransport::with_client(client, config);
+                    let transport = ProgressTap::new(transport, events.progress.clone());
+                    events.serve_with_lifecycle(transport, lifecycle).await
+                }
+                None => {
+                    let transport = StreamableHttpClientTransport::with_client(client, config);
+                    let transport = ProgressTap::new(transport, events.progress.clone());
+                    events.serve_with_lifecycle(transport, lifecycle).await
+                }
+            }
         }
         Endpoint::Stdio {
             command,

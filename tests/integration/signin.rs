@@ -1,10 +1,15 @@
 //! Signing in to OAuth-protected servers (MCP authorization).
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 use switchboard::health::Health;
 use switchboard_fixture::{Fixture, Knobs};
 
 use crate::engine::{spec_at, start, state};
-use crate::support::wait_for_watch;
+use crate::support::*;
 
 #[tokio::test]
 async fn an_oauth_challenge_reads_needs_sign_in_and_a_refused_key_unauthorized() {
@@ -49,4 +54,208 @@ async fn an_oauth_challenge_reads_needs_sign_in_and_a_refused_key_unauthorized()
         0,
         "a connector that needs sign-in lists no tools"
     );
+}
+
+/// A `switchboard sync` daemon logging at trace level into `log`, killed when the test ends.
+struct TracedDaemon(std::process::Child);
+
+impl Drop for TracedDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_traced(dir: &Path, log: &Path) -> TracedDaemon {
+    let output = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap()
+    };
+    let child = switchboard()
+        .env("RUST_LOG", "trace")
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("sync")
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .unwrap();
+    let socket = switchboard::control::socket::socket_path(dir).unwrap();
+    wait_until("the daemon's control socket answers", || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    })
+    .await;
+    TracedDaemon(child)
+}
+
+/// Waits until `status` shows connector `id` in `state`; its row then.
+async fn wait_state(dir: &Path, id: &str, state: &str, said: &mut String) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = run_cli(dir, &["status", "--json"]).await;
+        said.push_str(&stdout(&out));
+        said.push_str(&stderr(&out));
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let row = status["connectors"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["id"] == id).cloned());
+        if let Some(row) = row.filter(|r| r["state"] == state) {
+            return row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "within {DEADLINE:?}: {id} {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stands in for the user's browser: opens the page, is sent straight back (the fixture's
+/// authorization server approves at once) and lands on Switchboard's redirect.
+async fn approve(page: &str) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let approved = browser.get(page).send().await.unwrap();
+    assert!(approved.status().is_redirection(), "{approved:?}");
+    let back = approved.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        back.starts_with("http://127.0.0.1:"),
+        "the redirect is on loopback: {back}"
+    );
+    let landed = browser.get(&back).send().await.unwrap();
+    assert_eq!(landed.status(), 200);
+    assert!(landed.text().await.unwrap().contains("Signed in"));
+    let again = browser.get(&back).send().await;
+    assert!(
+        again.is_err(),
+        "the redirect listener is closed after one use"
+    );
+}
+
+/// `auth login ID --no-browser`, the browser played by [`approve`]; what it printed.
+async fn login(dir: &Path, id: &str) -> String {
+    let mut child = switchboard()
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["auth", "login", id, "--no-browser"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let page = tokio::task::spawn_blocking(move || {
+        let mut page = String::new();
+        std::io::BufRead::read_line(&mut lines, &mut page).unwrap();
+        (page, lines)
+    });
+    let (page, mut lines) = tokio::time::timeout(DEADLINE, page)
+        .await
+        .expect("login prints the page to approve")
+        .unwrap();
+    approve(page.trim()).await;
+    let finished = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+        (rest, child.wait_with_output().unwrap())
+    });
+    let (rest, out) = tokio::time::timeout(DEADLINE, finished)
+        .await
+        .expect("login ends once the browser is back")
+        .unwrap();
+    let printed = format!("{page}{rest}{}", stderr(&out));
+    assert!(out.status.success(), "{printed}");
+    printed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_connector_stays_signed_in_through_expiry_and_restarts_and_no_token_leaks() {
+    let fixture = Fixture::start(Knobs {
+        oauth: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    let log = tmp.path().join("daemon.log");
+    let mut said = String::new();
+    let added = run_cli(&dir, &["registry", "add", "notes", "--url", &fixture.url()]).await;
+    assert!(added.status.success(), "{}", stderr(&added));
+    let daemon = start_traced(&dir, &log).await;
+
+    wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
+    let printed = login(&dir, "notes").await;
+    assert!(printed.contains("signed in: notes is healthy"), "{printed}");
+    said.push_str(&printed);
+    assert_eq!(fixture.authority().issued().sign_ins, 1);
+
+    // The access token runs out: the next call renews it, and nothing else shows.
+    fixture.authority().expire_access_tokens();
+    let call = run_cli(&dir, &["call", "notes.tool_000"]).await;
+    said.push_str(&format!("{}{}", stdout(&call), stderr(&call)));
+    assert!(
+        call.status.success(),
+        "the call after expiry: {}",
+        stderr(&call)
+    );
+    assert_eq!(fixture.authority().issued().refreshes, 1, "renewed once");
+    wait_state(&dir, "notes", "healthy", &mut said).await;
+
+    // The provider revokes the sign-in: the connector needs one again, and says why.
+    fixture.authority().revoke_refresh_tokens();
+    fixture.authority().expire_access_tokens();
+    let refused = run_cli(&dir, &["call", "notes.tool_000"]).await;
+    said.push_str(&format!("{}{}", stdout(&refused), stderr(&refused)));
+    assert!(!refused.status.success(), "a call without a sign-in fails");
+    let row = wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("refused to renew"), "{reason}");
+
+    // Signed in again, it stays signed in across a restart of the daemon.
+    said.push_str(&login(&dir, "notes").await);
+    drop(daemon);
+    let _daemon = start_traced(&dir, &log).await;
+    wait_state(&dir, "notes", "healthy", &mut said).await;
+    assert_eq!(
+        fixture.authority().issued().sign_ins,
+        2,
+        "no sign-in after the restart"
+    );
+    let status = run_cli(&dir, &["auth", "status", "--json"]).await;
+    said.push_str(&stdout(&status));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status[0]["connector"], "notes");
+    assert_eq!(status[0]["signed_in"], true);
+
+    // No token anywhere but the token store: not in any output, the trace log, another file.
+    let tokens = fixture.authority().issued().tokens;
+    assert!(tokens.len() >= 4, "{tokens:?}");
+    said.push_str(&std::fs::read_to_string(&log).unwrap());
+    let store = dir.join(switchboard::signin::tokens::TOKEN_FILE);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path != store && path.is_file() {
+            said.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    for token in &tokens {
+        assert!(!said.contains(token.as_str()), "{token} leaked");
+    }
+    let kept = std::fs::read_to_string(&store).unwrap();
+    assert!(
+        tokens.iter().any(|t| kept.contains(t.as_str())),
+        "the store holds the tokens"
+    );
+    let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the token file is the user's alone");
+
+    // Signed out, it needs a sign-in again.
+    let out = run_cli(&dir, &["auth", "logout", "notes"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
 }
