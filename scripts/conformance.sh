@@ -29,7 +29,7 @@ SERVER_SCENARIOS=(server-initialize server-session-lifecycle server-stateless pi
   dns-rebinding-protection http-header-validation http-custom-header-server-validation caching)
 
 # One line per protocol version from the suite's summary: scenarios and checks passed, and
-# how many scenarios failed as expected (the auth ones, until OAuth lands).
+# how many scenarios failed as expected (those expected-failures.yml lists).
 summarize() {
   awk -v version="$1" '
     /=== SUITE SUMMARY ===/ { summary = 1 }

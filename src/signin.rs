@@ -70,16 +70,22 @@ pub struct Started {
     url: String,
 }
 
-/// Starts signing connector `id` in to the server at `url`: discovery, registration, PKCE.
+/// Starts signing connector `id` in to the server at `url`: discovery (from `challenge`, the
+/// server's `WWW-Authenticate`, or without one from a challenge asked for now), registration,
+/// PKCE.
 pub async fn begin(
     id: &str,
     url: &str,
     identity: &ClientIdentity,
     store: &Arc<TokenStore>,
     http: &reqwest::Client,
+    challenge: Option<&str>,
 ) -> Result<Started, SignInError> {
     let redirect = redirect::Redirect::bind().await?;
-    let challenge = challenge(http, url).await;
+    let challenge = match challenge {
+        Some(given) => Some(given.to_string()),
+        None => ask_challenge(http, url).await,
+    };
     let mut manager = AuthorizationManager::new(url).await?;
     manager.set_credential_store(store.for_connector(id, url));
     let resolution = manager
@@ -150,7 +156,7 @@ pub async fn authorizer(
 }
 
 /// The server's 401 challenge to an unauthenticated request, where it sends one.
-async fn challenge(http: &reqwest::Client, url: &str) -> Option<String> {
+async fn ask_challenge(http: &reqwest::Client, url: &str) -> Option<String> {
     const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"switchboard","version":"0"}}}"#;
     let response = http
         .post(url)

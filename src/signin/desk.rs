@@ -47,7 +47,7 @@ impl SignInDesk {
         identity: &ClientIdentity,
         recheck: Rechecker,
     ) -> Result<String, SignInError> {
-        let started = super::begin(id, url, identity, &self.store, &self.http).await?;
+        let started = super::begin(id, url, identity, &self.store, &self.http, None).await?;
         let page = started.url().to_string();
         let (outcome, watched) = watch::channel(None);
         let end = CancellationToken::new();

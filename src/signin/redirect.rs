@@ -127,3 +127,59 @@ fn page(text: &str) -> Html<String> {
         "<!doctype html><meta charset=utf-8><title>Switchboard</title><p>{text}</p>"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(url: &str) -> Result<(u16, String), reqwest::Error> {
+        let response = reqwest::get(url).await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
+    }
+
+    #[tokio::test]
+    async fn only_the_sign_ins_own_state_lands_and_then_the_listener_is_gone() {
+        let redirect = Redirect::bind().await.unwrap();
+        let uri = redirect.uri().to_string();
+        assert!(uri.starts_with("http://127.0.0.1:"), "{uri}");
+        let landing = tokio::spawn(redirect.landed("s1".into(), Duration::from_secs(10)));
+
+        let (status, page) = get(&format!("{uri}?code=c&state=forged")).await.unwrap();
+        assert_eq!(status, 400, "a foreign state is refused: {page}");
+        let origin = uri.trim_end_matches(PATH);
+        assert_eq!(get(&format!("{origin}/other")).await.unwrap().0, 404);
+        let (status, page) = get(&format!("{uri}?code=c&state=s1&iss=x")).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(page.contains("Signed in"), "{page}");
+
+        let landed = landing.await.unwrap().unwrap();
+        assert_eq!(landed, format!("{uri}?code=c&state=s1&iss=x"));
+        assert!(get(&uri).await.is_err(), "closed after its one use");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_said_and_no_browser_means_a_timeout() {
+        let redirect = Redirect::bind().await.unwrap();
+        let uri = redirect.uri().to_string();
+        let landing = tokio::spawn(redirect.landed("s".into(), Duration::from_secs(10)));
+        let query = "error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state=s";
+        let (status, page) = get(&format!("{uri}?{query}")).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("&lt;b&gt;no"),
+            "the server's text is escaped: {page}"
+        );
+        assert_eq!(
+            landing.await.unwrap(),
+            Err(SignInError::Refused("<b>no</b>".into()))
+        );
+
+        let idle = Redirect::bind().await.unwrap();
+        let within = Duration::from_millis(50);
+        assert_eq!(
+            idle.landed("s".into(), within).await,
+            Err(SignInError::TimedOut(within))
+        );
+    }
+}
