@@ -22,6 +22,8 @@ use crate::logs::LogDir;
 pub enum TrayAction {
     /// Switch this connector on (`true`) or off.
     SetEnabled(String, bool),
+    /// Open this connector's sign-in page in the browser.
+    SignIn(String),
     SyncNow,
     Open,
     OpenLogs,
@@ -30,6 +32,7 @@ pub enum TrayAction {
 
 const TOGGLE_ON: &str = "enable:";
 const TOGGLE_OFF: &str = "disable:";
+const SIGN_IN: &str = "sign-in:";
 
 impl TrayAction {
     /// The menu item id that stands for this action.
@@ -37,6 +40,7 @@ impl TrayAction {
         match self {
             Self::SetEnabled(id, true) => format!("{TOGGLE_ON}{id}"),
             Self::SetEnabled(id, false) => format!("{TOGGLE_OFF}{id}"),
+            Self::SignIn(id) => format!("{SIGN_IN}{id}"),
             Self::SyncNow => "sync".into(),
             Self::Open => "open".into(),
             Self::OpenLogs => "logs".into(),
@@ -50,6 +54,9 @@ impl TrayAction {
         }
         if let Some(connector) = id.strip_prefix(TOGGLE_OFF) {
             return Some(Self::SetEnabled(connector.into(), false));
+        }
+        if let Some(connector) = id.strip_prefix(SIGN_IN) {
+            return Some(Self::SignIn(connector.into()));
         }
         match id {
             "sync" => Some(Self::SyncNow),
@@ -68,6 +75,8 @@ pub struct MenuModel {
     /// The status, and what AI clients are served.
     pub tooltip: String,
     pub connectors: Vec<ConnectorItem>,
+    /// "Sign in to X…", for each connector that needs a sign-in.
+    pub sign_ins: Vec<(String, TrayAction)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +114,14 @@ pub fn menu_model(connectors: &[ConnectorStatus], served: Served) -> MenuModel {
                     checked: enabled,
                     action: TrayAction::SetEnabled(c.id.clone(), !enabled),
                 }
+            })
+            .collect(),
+        sign_ins: connectors
+            .iter()
+            .filter(|c| c.state == Health::NeedsSignIn)
+            .map(|c| {
+                let label = format!("Sign in to {}…", c.label());
+                (label, TrayAction::SignIn(c.id.clone()))
             })
             .collect(),
     }
@@ -172,6 +189,18 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &MenuModel) -> tauri::Resul
         )?)?;
     }
     if !model.connectors.is_empty() {
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+    }
+    for (label, action) in &model.sign_ins {
+        menu.append(&MenuItem::with_id(
+            app,
+            action.menu_id(),
+            label,
+            true,
+            None::<&str>,
+        )?)?;
+    }
+    if !model.sign_ins.is_empty() {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
     }
     for (action, label) in [
@@ -280,6 +309,19 @@ fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction, logs: &LogDir) {
                 }
             });
         }
+        TrayAction::SignIn(id) => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                let request = Request::SignIn {
+                    id: id.clone(),
+                    open_browser: true,
+                };
+                if let Err(error) = state.daemon.answer(request).await {
+                    tracing::warn!(%error, connector = id, "cannot sign in from the tray");
+                }
+            });
+        }
         TrayAction::SyncNow => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
@@ -318,22 +360,31 @@ mod tests {
     }
 
     #[test]
-    fn each_connector_is_a_checkbox_that_toggles_it() {
+    fn each_connector_is_a_checkbox_that_toggles_it_and_a_sign_in_has_its_entry() {
         let served = Served {
             tools: 3,
             context_tokens: 1234,
         };
-        let model = menu_model(
+        let mut model = menu_model(
             &[
                 connector("docs", Health::Healthy),
                 connector("off", Health::Disabled),
+                connector("wiki", Health::NeedsSignIn),
             ],
             served,
         );
-        assert_eq!(model.status, "1/1 healthy");
+        assert_eq!(
+            model.sign_ins,
+            vec![(
+                "Sign in to wiki…".to_string(),
+                TrayAction::SignIn("wiki".into())
+            )]
+        );
+        model.connectors.pop();
+        assert_eq!(model.status, "1/2 healthy · wiki needs-sign-in");
         assert_eq!(
             model.tooltip,
-            "Switchboard — 1/1 healthy · serving 3 tools to AI clients, about 1.2k tokens of context"
+            "Switchboard — 1/2 healthy · wiki needs-sign-in · serving 3 tools to AI clients, about 1.2k tokens of context"
         );
         assert_eq!(
             model.connectors,
@@ -357,6 +408,7 @@ mod tests {
         for action in [
             TrayAction::SetEnabled("a:b".into(), true),
             TrayAction::SetEnabled("docs".into(), false),
+            TrayAction::SignIn("a:b".into()),
             TrayAction::SyncNow,
             TrayAction::Open,
             TrayAction::OpenLogs,

@@ -72,11 +72,46 @@ export function render(overview) {
       'credential').title = credential == null ? 'needs no token' : '';
     const healthyOrOff = c.state === 'healthy' || c.state === 'disabled' || c.state === 'connecting';
     cell(row, 10, healthyOrOff ? '' : (c.reason ?? ''), 'error-cell');
+    if (c.state === 'needs-sign-in') row.cells[10].prepend(signInButton(c.id), ' ');
   });
   $('connectors').hidden = overview.connectors.length === 0;
   $('connectors-empty').hidden = overview.connectors.length > 0 || overview.first_run;
   $('first-run').hidden = !overview.first_run;
   if (overview.first_run && !offered) offerImport();
+}
+
+/** The connector whose sign-in waits for the browser (one at a time, as the daemon runs them). */
+let signingIn = null;
+
+function signInButton(id) {
+  const button = document.createElement('button');
+  button.className = 'sign-in';
+  button.dataset.id = id;
+  button.textContent = signingIn === id ? 'Waiting for the browser…' : 'Sign in';
+  button.disabled = signingIn === id;
+  button.addEventListener('click', () => signIn(id));
+  return button;
+}
+
+/** Opens the sign-in page in the browser, then waits for the daemon to say how it ended. */
+async function signIn(id) {
+  signingIn = id;
+  for (const b of document.querySelectorAll(`button.sign-in[data-id="${CSS.escape(id)}"]`)) {
+    b.textContent = 'Waiting for the browser…';
+    b.disabled = true;
+  }
+  try {
+    await call('sign_in', { id, open_browser: true });
+    await call('sign_in_wait', { id });
+  } catch {
+    // The banner says why; the button comes back with the next overview.
+  } finally {
+    if (signingIn === id) signingIn = null;
+    for (const b of document.querySelectorAll(`button.sign-in[data-id="${CSS.escape(id)}"]`)) {
+      b.textContent = 'Sign in';
+      b.disabled = false;
+    }
+  }
 }
 
 let offered = false;
