@@ -80,6 +80,8 @@ pub struct ConnectorInfo {
     pub description: Option<String>,
     pub tags: Vec<String>,
     pub quotas: Quotas,
+    /// Who Switchboard is to its authorization server, where the source says.
+    pub sign_in: crate::signin::ClientIdentity,
 }
 
 /// Call limits the source asks for (`{"concurrent": 2, "perMinute": 60, "perHour": 1000}`),
@@ -229,6 +231,7 @@ pub fn from_registry(registry: &RegistrySnapshot) -> Vec<ConnectorSpec> {
             info: ConnectorInfo {
                 tags: entry.tags.clone(),
                 quotas: entry.quotas,
+                sign_in: entry.oauth.clone().unwrap_or_default(),
                 ..ConnectorInfo::default()
             },
         })

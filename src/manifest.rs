@@ -187,6 +187,9 @@ struct AuthV1 {
     #[serde(rename = "type")]
     kind: String,
     header_name: Option<String>,
+    /// For `oauth2`: who Switchboard is to the server's authorization server.
+    #[serde(flatten)]
+    client: crate::signin::ClientIdentity,
 }
 
 #[derive(Deserialize, Default)]
@@ -299,10 +302,23 @@ impl ConnectorV1 {
                 None
             }
         };
+        let mut sign_in = crate::signin::ClientIdentity::default();
         let auth = match self.auth {
             None => None,
-            Some(AuthV1 { kind, header_name }) => match (kind.as_str(), header_name) {
+            Some(AuthV1 {
+                kind,
+                header_name,
+                client,
+            }) => match (kind.as_str(), header_name) {
                 ("none", _) => None,
+                // Signed in by the user (`auth login`): no token to look up.
+                ("oauth2", _) => {
+                    if let Some(problem) = client.problem() {
+                        problems.push(problem.replace("oauth.", "auth."));
+                    }
+                    sign_in = client;
+                    None
+                }
                 ("bearer", _) => Some(AuthScheme::Bearer),
                 ("apiKey", Some(header)) if !header.trim().is_empty() => {
                     Some(AuthScheme::ApiKey { header })
@@ -313,7 +329,7 @@ impl ConnectorV1 {
                 }
                 (other, _) => {
                     problems.push(format!(
-                        "auth.type: {other:?} is none of \"bearer\", \"apiKey\", \"none\""
+                        "auth.type: {other:?} is none of \"bearer\", \"apiKey\", \"oauth2\", \"none\""
                     ));
                     None
                 }
@@ -357,6 +373,7 @@ impl ConnectorV1 {
                 description: self.description,
                 tags: self.tags,
                 quotas,
+                sign_in,
             },
             enabled,
             headers: self.headers,
@@ -412,6 +429,30 @@ mod tests {
             manifest.expires_at(),
             humantime::parse_rfc3339("2026-11-25T00:05:00Z").unwrap()
         );
+    }
+
+    #[test]
+    fn an_oauth2_connector_is_signed_in_not_given_a_token() {
+        let map = MAP.replace(
+            r#""auth":{"type":"bearer","headerName":"Authorization"}"#,
+            r#""auth":{"type":"oauth2","clientId":"switchboard","scopes":["wiki.read"]}"#,
+        );
+        let manifest = Manifest::parse(&map, None).expect("a valid map");
+        let specs = manifest.specs(|_| Some("a-token".into()));
+        let wiki = specs.iter().find(|s| s.id == "wiki").unwrap();
+        assert_eq!(wiki.missing_credential, None, "no token is looked for");
+        let Endpoint::Http { headers, .. } = &wiki.endpoint else {
+            panic!("wiki is remote")
+        };
+        assert!(!headers.contains_key("Authorization"), "{headers:?}");
+        assert_eq!(wiki.info.sign_in.client_id.as_deref(), Some("switchboard"));
+        assert_eq!(wiki.info.sign_in.scopes, ["wiki.read"]);
+        let bad = MAP.replace(
+            r#""auth":{"type":"bearer","headerName":"Authorization"}"#,
+            r#""auth":{"type":"oauth2","clientMetadataUrl":"ftp://x"}"#,
+        );
+        let err = Manifest::parse(&bad, None).unwrap_err().to_string();
+        assert!(err.contains("auth.clientMetadataUrl"), "{err}");
     }
 
     #[test]

@@ -26,17 +26,54 @@ pub const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
 /// by the well-known metadata).
 const MAX_CHALLENGE: usize = 8 * 1024;
 
-/// Who Switchboard is to the authorization server, where the connector says (the registry's or
-/// manifest's `oauth` block): otherwise it registers itself dynamically.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Who Switchboard is to the authorization server, where the connector says (the registry's
+/// `oauth` block, the manifest's `auth` of type `oauth2`): otherwise it registers itself
+/// dynamically and asks for the scopes the server names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientIdentity {
     /// A client id registered with the authorization server beforehand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// Never read from or written to a file (the conformance suite hands one over).
+    #[serde(skip)]
     pub client_secret: Option<String>,
     /// The HTTPS URL of a client ID metadata document, used where the server supports them.
+    #[serde(
+        default,
+        rename = "clientMetadataUrl",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metadata_url: Option<String>,
     /// Scopes to ask for; otherwise the challenge's or the server's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+}
+
+impl ClientIdentity {
+    /// Why it cannot be used as given, naming the field.
+    pub fn problem(&self) -> Option<String> {
+        if self
+            .client_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return Some("oauth.clientId: empty".into());
+        }
+        if let Some(url) = &self.metadata_url {
+            let https =
+                url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.path().len() > 1);
+            if !https {
+                return Some(format!(
+                    "oauth.clientMetadataUrl: {url:?} is not an https URL with a path"
+                ));
+            }
+        }
+        self.scopes
+            .iter()
+            .find(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+            .map(|s| format!("oauth.scopes: {s:?} is empty or has spaces"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

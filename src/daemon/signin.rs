@@ -28,15 +28,15 @@ pub struct SignInStatus {
 }
 
 impl Daemon {
-    /// The URL remote connector `id` signs in at.
-    fn sign_in_url(&self, id: &str) -> Result<String, DaemonError> {
+    /// The URL remote connector `id` signs in at, and who Switchboard is to its server.
+    fn sign_in_url(&self, id: &str) -> Result<(String, ClientIdentity), DaemonError> {
         let specs = self.specs.borrow();
         let spec = specs
             .iter()
             .find(|spec| spec.id == id)
             .ok_or_else(|| DaemonError::UnknownConnector(id.to_string()))?;
         match &spec.endpoint {
-            Endpoint::Http { url, .. } => Ok(url.clone()),
+            Endpoint::Http { url, .. } => Ok((url.clone(), spec.info.sign_in.clone())),
             Endpoint::Stdio { .. } => Err(DaemonError::Invalid {
                 field: "id",
                 message: format!("{id} is a local (stdio) server: only remote servers sign in"),
@@ -51,15 +51,10 @@ impl Daemon {
         id: &str,
         open_browser: bool,
     ) -> Result<SignInStarted, DaemonError> {
-        let url = self.sign_in_url(id)?;
+        let (url, identity) = self.sign_in_url(id)?;
         let page = self
             .sign_ins
-            .start(
-                id,
-                &url,
-                &ClientIdentity::default(),
-                self.engine.rechecker(),
-            )
+            .start(id, &url, &identity, self.engine.rechecker())
             .await?;
         if open_browser && let Err(error) = open::that_detached(&page) {
             // The page is in the answer too: the caller can show it to be opened by hand.

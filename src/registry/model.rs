@@ -152,6 +152,8 @@ pub struct ServerEntry {
     pub disabled_tools: Vec<String>,
     /// Limits on calls to it.
     pub quotas: Quotas,
+    /// A remote server's OAuth client (`"oauth": {"clientId", "scopes", "clientMetadataUrl"}`).
+    pub oauth: Option<crate::signin::ClientIdentity>,
     /// Fields Switchboard does not know, kept as they were.
     pub extra: Map<String, Value>,
 }
@@ -182,6 +184,7 @@ impl ServerEntry {
             timeouts: Timeouts::default(),
             disabled_tools: Vec::new(),
             quotas: Quotas::default(),
+            oauth: None,
             extra: Map::new(),
         }
     }
@@ -310,6 +313,8 @@ struct ServerEntryFields {
     disabled_tools: Vec<String>,
     #[serde(default, skip_serializing_if = "Quotas::is_unset")]
     quotas: Quotas,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oauth: Option<crate::signin::ClientIdentity>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -391,6 +396,17 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
         f.quotas
             .check()
             .map_err(|reason| entry(format!("quotas: {reason}")))?;
+        if let Some(oauth) = &f.oauth {
+            if matches!(launch, Launch::Stdio { .. }) {
+                return Err(entry(
+                    "\"oauth\" is for remote (\"url\") servers; a stdio server signs in by itself"
+                        .into(),
+                ));
+            }
+            if let Some(problem) = oauth.problem() {
+                return Err(entry(problem));
+            }
+        }
         Ok(Self {
             launch,
             enabled: f.enabled.unwrap_or(true),
@@ -398,6 +414,7 @@ impl TryFrom<ServerEntryFields> for ServerEntry {
             timeouts: f.timeouts,
             disabled_tools: f.disabled_tools,
             quotas: f.quotas,
+            oauth: f.oauth,
             extra: f.extra,
         })
     }
@@ -411,6 +428,7 @@ impl From<ServerEntry> for ServerEntryFields {
             timeouts: e.timeouts,
             disabled_tools: e.disabled_tools,
             quotas: e.quotas,
+            oauth: e.oauth,
             extra: e.extra,
             ..Default::default()
         };

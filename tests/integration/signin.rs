@@ -259,3 +259,37 @@ async fn a_signed_in_connector_stays_signed_in_through_expiry_and_restarts_and_n
     assert!(out.status.success(), "{}", stderr(&out));
     wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pre_registered_client_id_from_the_registry_is_used_instead_of_registering() {
+    let fixture = Fixture::start(Knobs {
+        oauth: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    fixture.authority().preregister("switchboard-desktop");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = serde_json::json!({"mcpServers": {"notes": {
+        "url": fixture.url(),
+        "oauth": {"clientId": "switchboard-desktop", "scopes": ["mcp"]},
+    }}});
+    std::fs::write(dir.join("servers.json"), servers.to_string()).unwrap();
+    let _daemon = start_traced(&dir, &tmp.path().join("daemon.log")).await;
+    let mut said = String::new();
+    wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
+    let printed = login(&dir, "notes").await;
+    assert!(
+        printed.contains("client_id=switchboard-desktop"),
+        "{printed}"
+    );
+    assert!(printed.contains("signed in: notes is healthy"), "{printed}");
+    let issued = fixture.authority().issued();
+    assert_eq!(
+        (issued.sign_ins, issued.registrations),
+        (1, 0),
+        "{issued:?}"
+    );
+}

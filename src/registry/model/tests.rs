@@ -144,3 +144,40 @@ fn a_masked_argument_saved_back_from_the_ui_keeps_its_value() {
     };
     assert_eq!(args, &["--token", "t0psecret", "--verbose", "--debug"]);
 }
+
+#[test]
+fn a_remote_servers_oauth_client_is_kept_and_checked() {
+    let file = parse(
+        r#"{"mcpServers": {"a": {"url": "https://h/mcp", "oauth": {"clientId": "sb", "scopes": ["read", "write"]}}}}"#,
+    )
+    .unwrap();
+    let oauth = file.mcp_servers[0].oauth.clone().expect("the oauth block");
+    assert_eq!(oauth.client_id.as_deref(), Some("sb"));
+    assert_eq!(oauth.scopes, ["read", "write"]);
+    let text = serde_json::to_string(&file).unwrap();
+    assert!(
+        text.contains(r#""oauth":{"clientId":"sb","scopes":["read","write"]}"#),
+        "{text}"
+    );
+    for (entry, says) in [
+        (
+            r#"{"command": "x", "oauth": {"clientId": "sb"}}"#,
+            "is for remote",
+        ),
+        (
+            r#"{"url": "https://h", "oauth": {"clientMetadataUrl": "http://h/c.json"}}"#,
+            "not an https URL",
+        ),
+        (
+            r#"{"url": "https://h", "oauth": {"scopes": ["a b"]}}"#,
+            "has spaces",
+        ),
+        (
+            r#"{"url": "https://h", "oauth": {"clientSecret": "s"}}"#,
+            "unknown field `clientSecret`",
+        ),
+    ] {
+        let err = parse(&format!(r#"{{"mcpServers": {{"a": {entry}}}}}"#)).unwrap_err();
+        assert!(err.contains(says), "{entry}: {err}");
+    }
+}
