@@ -1,6 +1,8 @@
 //! Which connector changes deserve a desktop notification: a connector that went down and
 //! stayed down for the settle time, and one that came back after such an alert and stayed up as
 //! long. A connector that flaps says nothing until it settles; one switched off says nothing.
+//! Connectors that need a sign-in are told together, in one alert, however many there are (a
+//! laptop waking after the tokens expired must not raise a storm).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -21,8 +23,17 @@ pub fn settle_from_env() -> Duration {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alert {
-    Down { id: String, reason: Option<String> },
-    Recovered { id: String },
+    Down {
+        id: String,
+        reason: Option<String>,
+    },
+    /// These connectors need a sign-in (told once, together).
+    SignInNeeded {
+        ids: Vec<String>,
+    },
+    Recovered {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +47,8 @@ struct Latest {
     side: Side,
     since: Instant,
     reason: Option<String>,
+    /// Down because it needs a sign-in.
+    sign_in: bool,
 }
 
 /// Debounces [`EngineEvent`]s into [`Alert`]s. Feed it with [`Alerts::observe`]; collect with
@@ -77,7 +90,10 @@ impl Alerts {
             }
         };
         match self.latest.get_mut(id) {
-            Some(latest) if latest.side == side => latest.reason.clone_from(reason),
+            Some(latest) if latest.side == side => {
+                latest.reason.clone_from(reason);
+                latest.sign_in = to == Health::NeedsSignIn;
+            }
             _ => {
                 self.latest.insert(
                     id.clone(),
@@ -85,6 +101,7 @@ impl Alerts {
                         side,
                         since: now,
                         reason: reason.clone(),
+                        sign_in: to == Health::NeedsSignIn,
                     },
                 );
             }
@@ -99,11 +116,15 @@ impl Alerts {
     /// The alerts whose change has held for the settle time by `now`.
     pub fn due(&mut self, now: Instant) -> Vec<Alert> {
         let mut alerts = Vec::new();
+        let mut sign_ins = Vec::new();
         for (id, latest) in &self.latest {
             if now.duration_since(latest.since) < self.settle {
                 continue;
             }
             match latest.side {
+                Side::Down if latest.sign_in && self.told_down.insert(id.clone()) => {
+                    sign_ins.push(id.clone());
+                }
                 Side::Down if self.told_down.insert(id.clone()) => alerts.push(Alert::Down {
                     id: id.clone(),
                     reason: latest.reason.clone(),
@@ -113,6 +134,10 @@ impl Alerts {
                 }
                 _ => {}
             }
+        }
+        if !sign_ins.is_empty() {
+            sign_ins.sort();
+            alerts.push(Alert::SignInNeeded { ids: sign_ins });
         }
         alerts.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         alerts
@@ -177,6 +202,38 @@ mod tests {
             vec![Alert::Recovered { id: "crm".into() }]
         );
         assert_eq!(alerts.next_due(), None);
+    }
+
+    #[test]
+    fn connectors_needing_a_sign_in_are_told_once_together() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut alerts = Alerts::new(SETTLE);
+        for id in ["wiki", "crm", "docs"] {
+            alerts.observe(&change(id, Health::Healthy), at(0));
+        }
+        // The laptop wakes: two need a sign-in, one is down.
+        alerts.observe(&change("wiki", Health::NeedsSignIn), at(20));
+        alerts.observe(&change("crm", Health::NeedsSignIn), at(21));
+        alerts.observe(&change("docs", Health::Down), at(21));
+        assert_eq!(
+            alerts.due(at(40)),
+            vec![
+                Alert::Down {
+                    id: "docs".into(),
+                    reason: Some("connection refused".into())
+                },
+                Alert::SignInNeeded {
+                    ids: vec!["crm".into(), "wiki".into()]
+                },
+            ]
+        );
+        assert_eq!(alerts.due(at(60)), vec![], "told once");
+        alerts.observe(&change("wiki", Health::Healthy), at(61));
+        assert_eq!(
+            alerts.due(at(80)),
+            vec![Alert::Recovered { id: "wiki".into() }]
+        );
     }
 
     #[test]

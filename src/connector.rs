@@ -137,6 +137,13 @@ pub enum Credential {
 }
 
 impl ConnectorSpec {
+    /// Whether it sends an `Authorization` header of its own (a registry header, a manifest
+    /// connector's token).
+    pub fn sends_own_authorization(&self) -> bool {
+        matches!(&self.endpoint, Endpoint::Http { headers, .. }
+            if headers.keys().any(|name| name.eq_ignore_ascii_case("authorization")))
+    }
+
     /// `None` for a connector that asks for no secret.
     pub fn credential(&self) -> Option<Credential> {
         if let Some(variable) = &self.missing_credential {

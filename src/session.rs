@@ -245,6 +245,12 @@ impl Session {
                 };
                 return Err(error.with_stderr(&tail));
             }
+            // A token of the connector's own was refused: that is what to fix, not a sign-in.
+            Err(SessionError::NeedsSignIn(challenge)) if spec.sends_own_authorization() => {
+                return Err(SessionError::Unauthorized(format!(
+                    "the server refused the connector's Authorization header (it also offers an OAuth sign-in, without the header): {challenge}"
+                )));
+            }
             // Why the server wants a sign-in again, where its authorization server said.
             Err(SessionError::NeedsSignIn(challenge)) => {
                 let ended = tokens.and_then(|store| store.ended(&spec.id));

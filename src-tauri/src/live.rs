@@ -96,6 +96,16 @@ fn notify<R: Runtime>(app: &AppHandle<R>, alert: &Alert) {
                 .clone()
                 .unwrap_or_else(|| "It stopped answering.".into()),
         ),
+        Alert::SignInNeeded { ids } => (
+            match ids.as_slice() {
+                [one] => format!("{one} needs a sign-in"),
+                many => format!("{} connectors need a sign-in", many.len()),
+            },
+            format!(
+                "Sign in from the tray menu or the window: {}.",
+                ids.join(", ")
+            ),
+        ),
         Alert::Recovered { id } => (format!("{id} is back"), "It answers again.".into()),
     };
     tracing::info!(title, body, "notification");

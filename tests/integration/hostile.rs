@@ -288,6 +288,17 @@ async fn what_a_server_sends_is_capped_and_each_cap_named() {
     })
     .await
     .unwrap();
+    // The same, as an OAuth challenge: the sign-in's reason is capped too.
+    let loud_sign_in = Fixture::start(Knobs {
+        unauthorized: true,
+        challenge: format!(
+            "Bearer resource_metadata=\"http://127.0.0.1:9/x\", realm=\"{}\"",
+            "y".repeat(60_000)
+        ),
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
     let started = std::time::Instant::now();
     let run = one_shot(
         vec![
@@ -295,6 +306,7 @@ async fn what_a_server_sends_is_capped_and_each_cap_named() {
             http_spec("endless", endless.url()),
             http_spec("loud", loud.url()),
             http_spec("repeats", repeats.url()),
+            http_spec("loud-sign-in", loud_sign_in.url()),
         ],
         &switchboard::session::http_client().unwrap(),
         4,
@@ -318,6 +330,13 @@ async fn what_a_server_sends_is_capped_and_each_cap_named() {
         reason(2)
     );
     assert_eq!(run.reports()[3].state, Health::Healthy);
+    assert_eq!(run.reports()[4].state, Health::NeedsSignIn);
+    assert!(
+        reason(4).len() < 1_000 && reason(4).contains("more bytes"),
+        "{} bytes: {:.200}",
+        reason(4).len(),
+        reason(4)
+    );
     let names: Vec<&str> = run
         .catalog()
         .iter()

@@ -25,15 +25,35 @@ async fn an_oauth_challenge_reads_needs_sign_in_and_a_refused_key_unauthorized()
     })
     .await
     .unwrap();
+    // A token of its own, refused by a server that offers a sign-in: the token is what to fix.
+    let keyed = connector_spec(
+        "keyed",
+        switchboard::connector::Endpoint::Http {
+            url: protected.url(),
+            kind: None,
+            headers: [("Authorization".into(), "Bearer not-a-token".into())].into(),
+        },
+    );
     let (engine, _desired) = start(vec![
         spec_at("notes", protected.url()),
         spec_at("wiki", refusing.url()),
+        keyed,
     ]);
-    let settled = wait_for_watch(engine.subscribe(), "both refused", |s| {
+    let settled = wait_for_watch(engine.subscribe(), "all three refused", |s| {
         state(s, "notes") == Some(Health::NeedsSignIn)
             && state(s, "wiki") == Some(Health::Unauthorized)
+            && state(s, "keyed") == Some(Health::Unauthorized)
     })
     .await;
+    let keyed = settled.connectors.iter().find(|c| c.id == "keyed").unwrap();
+    assert!(
+        keyed
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("refused the connector's Authorization header")),
+        "{:?}",
+        keyed.reason
+    );
     let notes = settled.connectors.iter().find(|c| c.id == "notes").unwrap();
     let reason = notes.reason.as_deref().unwrap_or_default();
     assert!(
