@@ -194,6 +194,8 @@ pub struct Engine {
     callers: Callers,
     /// Per connector with quotas; kept across its sessions, so a reconnect resets no count.
     quota_gates: std::sync::Mutex<HashMap<String, Arc<quota::QuotaGate>>>,
+    /// Signed-in connectors' tokens, told of scopes a call was refused for.
+    tokens: Option<Arc<crate::signin::TokenStore>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -240,6 +242,7 @@ impl Engine {
         let stop = CancellationToken::new();
         let (commands, command_rx) = mpsc::channel(16);
         let concurrency = options.concurrency;
+        let tokens = options.tokens.clone();
         let calls_unpublished = Arc::new(AtomicBool::new(false));
         let (mut reconciler, reports) = Reconciler::new(
             metrics.clone(),
@@ -265,6 +268,7 @@ impl Engine {
             events,
             callers,
             quota_gates: std::sync::Mutex::default(),
+            tokens,
             stop,
             task,
         }
@@ -395,6 +399,12 @@ impl Engine {
         };
         self.metrics
             .record_call(connector, tool, started.elapsed(), error_type.as_deref());
+        if let (Err(SessionError::NeedsSignIn(challenge)), Some(tokens)) = (&result, &self.tokens)
+            && crate::signin::is_insufficient_scope(challenge)
+        {
+            // The next sign-in asks for it too (a step-up).
+            tokens.want(connector, crate::signin::challenged_scopes(challenge));
+        }
         // Only the first call since the last publish wakes the reconciler: calls stay cheap.
         if !self.calls_unpublished.swap(true, Ordering::AcqRel)
             && self.commands.try_send(Command::CallRecorded).is_err()

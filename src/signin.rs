@@ -211,3 +211,20 @@ async fn ask_challenge(http: &reqwest::Client, url: &str) -> Option<String> {
         .then(|| header.to_str().ok().map(str::to_string))
         .flatten()
 }
+
+/// The scopes a `WWW-Authenticate` challenge names (`scope="a b"`).
+pub fn challenged_scopes(challenge: &str) -> Vec<String> {
+    let Some((_, rest)) = challenge.split_once("scope=") else {
+        return Vec::new();
+    };
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next().unwrap_or_default(),
+        None => rest.split([',', ' ']).next().unwrap_or_default(),
+    };
+    value.split_whitespace().map(str::to_string).collect()
+}
+
+/// Whether a challenge asks for more scope than the token has (a 403 `insufficient_scope`).
+pub fn is_insufficient_scope(challenge: &str) -> bool {
+    challenge.contains("insufficient_scope")
+}

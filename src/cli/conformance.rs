@@ -124,7 +124,7 @@ impl Auth {
     /// One sign-in, the browser played headlessly, asking for every scope challenged so far.
     async fn sign_in(&mut self, url: &str, challenge: Option<&str>) -> Result<()> {
         self.sign_ins += 1;
-        for scope in challenge.map(challenged_scopes).unwrap_or_default() {
+        for scope in challenge.map(signin::challenged_scopes).unwrap_or_default() {
             if !self.identity.scopes.contains(&scope) {
                 self.identity.scopes.push(scope);
             }
@@ -160,18 +160,6 @@ async fn browse(page: &str) -> Result<()> {
         .to_string();
     browser.get(&back).send().await?;
     Ok(())
-}
-
-/// The scopes a `WWW-Authenticate` challenge names (`scope="a b"`).
-fn challenged_scopes(challenge: &str) -> Vec<String> {
-    let Some((_, rest)) = challenge.split_once("scope=") else {
-        return Vec::new();
-    };
-    let value = match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next().unwrap_or_default(),
-        None => rest.split([',', ' ']).next().unwrap_or_default(),
-    };
-    value.split_whitespace().map(str::to_string).collect()
 }
 
 /// The calls a scenario wants: those its context lists; for the schema scenario, the rich

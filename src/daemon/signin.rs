@@ -51,7 +51,13 @@ impl Daemon {
         id: &str,
         open_browser: bool,
     ) -> Result<SignInStarted, DaemonError> {
-        let (url, identity) = self.sign_in_url(id)?;
+        let (url, mut identity) = self.sign_in_url(id)?;
+        // A step-up: what was granted, and what the server asked for since.
+        for scope in self.sign_ins.store().step_up_scopes(id).await {
+            if !identity.scopes.contains(&scope) {
+                identity.scopes.push(scope);
+            }
+        }
         let page = self
             .sign_ins
             .start(id, &url, &identity, self.engine.rechecker())

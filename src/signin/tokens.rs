@@ -42,6 +42,9 @@ pub struct TokenStore {
     file: tokio::sync::Mutex<()>,
     /// Why a connector's sign-in ended (its refresh token was refused), until it signs in again.
     ended: Mutex<HashMap<String, String>>,
+    /// Scopes a connector's server asked for beyond what it granted (`insufficient_scope`),
+    /// for its next sign-in to ask for too.
+    wanted: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -68,6 +71,7 @@ impl TokenStore {
             backend,
             file: tokio::sync::Mutex::new(()),
             ended: Mutex::default(),
+            wanted: Mutex::default(),
         })
     }
 
@@ -77,6 +81,7 @@ impl TokenStore {
             backend: Backend::File(path),
             file: tokio::sync::Mutex::new(()),
             ended: Mutex::default(),
+            wanted: Mutex::default(),
         })
     }
 
@@ -113,6 +118,42 @@ impl TokenStore {
     /// Why connector `id`'s sign-in ended, if the authorization server ended it.
     pub fn ended(&self, id: &str) -> Option<String> {
         self.ended.lock().ok()?.get(id).cloned()
+    }
+
+    /// Notes that connector `id`'s server wants `scopes` granted too.
+    pub fn want(&self, id: &str, scopes: Vec<String>) {
+        if let Ok(mut wanted) = self.wanted.lock() {
+            let list = wanted.entry(id.to_string()).or_default();
+            for scope in scopes {
+                if !list.contains(&scope) {
+                    list.push(scope);
+                }
+            }
+        }
+    }
+
+    /// What a step-up sign-in of connector `id` asks for: the scopes granted so far and those its
+    /// server asked for since; empty when it asked for nothing more.
+    pub async fn step_up_scopes(&self, id: &str) -> Vec<String> {
+        let wanted = self
+            .wanted
+            .lock()
+            .ok()
+            .and_then(|w| w.get(id).cloned())
+            .unwrap_or_default();
+        if wanted.is_empty() {
+            return wanted;
+        }
+        let mut scopes = match self.grant(id).await {
+            Ok(Some(grant)) => grant.credentials.granted_scopes,
+            _ => Vec::new(),
+        };
+        for scope in wanted {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        scopes
     }
 
     fn end(&self, id: &str, why: String) {
@@ -242,10 +283,13 @@ impl CredentialStore for ConnectorTokens {
     }
 
     async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
-        if credentials.token_response.is_some()
-            && let Ok(mut ended) = self.store.ended.lock()
-        {
-            ended.remove(&self.id);
+        if credentials.token_response.is_some() {
+            if let Ok(mut ended) = self.store.ended.lock() {
+                ended.remove(&self.id);
+            }
+            if let Ok(mut wanted) = self.store.wanted.lock() {
+                wanted.remove(&self.id);
+            }
         }
         let grant = Grant {
             resource: self.resource.clone(),

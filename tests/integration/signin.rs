@@ -313,3 +313,47 @@ async fn a_pre_registered_client_id_from_the_registry_is_used_instead_of_registe
         "{issued:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
+    let fixture = Fixture::start(Knobs {
+        oauth: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    fixture
+        .authority()
+        .require_scope_for("tool_001", "mcp:write");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    let added = run_cli(&dir, &["registry", "add", "notes", "--url", &fixture.url()]).await;
+    assert!(added.status.success(), "{}", stderr(&added));
+    let _daemon = start_traced(&dir, &tmp.path().join("daemon.log")).await;
+    let mut said = String::new();
+    wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
+    let first = login(&dir, "notes").await;
+    assert!(
+        first.contains("scope=mcp&"),
+        "the challenge's scope: {first}"
+    );
+
+    let basic = run_cli(&dir, &["call", "notes.tool_000"]).await;
+    assert!(basic.status.success(), "{}", stderr(&basic));
+    let refused = run_cli(&dir, &["call", "notes.tool_001"]).await;
+    assert!(!refused.status.success(), "a call beyond the scope granted");
+    assert!(
+        stderr(&refused).contains("insufficient_scope"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let step_up = login(&dir, "notes").await;
+    assert!(
+        step_up.contains("scope=mcp+mcp%3Awrite&"),
+        "the granted scope and the one asked for: {step_up}"
+    );
+    let granted = run_cli(&dir, &["call", "notes.tool_001"]).await;
+    assert!(granted.status.success(), "{}", stderr(&granted));
+    assert_eq!(fixture.authority().issued().sign_ins, 2);
+}
