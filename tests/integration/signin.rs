@@ -357,3 +357,39 @@ async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
     assert!(granted.status.success(), "{}", stderr(&granted));
     assert_eq!(fixture.authority().issued().sign_ins, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_is_renewed_before_it_expires() {
+    let fixture = Fixture::start(Knobs {
+        oauth: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    // Renewed once less than half its life is left (rmcp's rule), well before it runs out.
+    fixture
+        .authority()
+        .set_access_lifetime(Duration::from_secs(6));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    let added = run_cli(&dir, &["registry", "add", "notes", "--url", &fixture.url()]).await;
+    assert!(added.status.success(), "{}", stderr(&added));
+    let _daemon = start_traced(&dir, &tmp.path().join("daemon.log")).await;
+    let mut said = String::new();
+    wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
+    login(&dir, "notes").await;
+    let deadline = Instant::now() + DEADLINE;
+    while fixture.authority().issued().refreshes == 0 {
+        assert!(Instant::now() < deadline, "renewed within {DEADLINE:?}");
+        let call = run_cli(&dir, &["call", "notes.tool_000"]).await;
+        assert!(call.status.success(), "{}", stderr(&call));
+        // Calls a user makes, a few a second, while the token ages.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        fixture.authority().issued().refused_tokens,
+        0,
+        "no request went out with a token past its expiry"
+    );
+    wait_state(&dir, "notes", "healthy", &mut said).await;
+}

@@ -31,6 +31,10 @@ function rowFor(tbody, id) {
       .finally(() => { toggle.disabled = false; });
   });
   row.cells[0].append(toggle);
+  // The reason, and a Sign in button kept from render to render (a click must not land on
+  // one replaced meanwhile).
+  row.cells[10].className = 'error-cell';
+  row.cells[10].append(signInButton(id), document.createElement('span'));
   return row;
 }
 
@@ -71,8 +75,9 @@ export function render(overview) {
     cell(row, 9, credential == null ? '—' : credential.state === 'set' ? 'set' : `unset: ${credential.variable}`,
       'credential').title = credential == null ? 'needs no token' : '';
     const healthyOrOff = c.state === 'healthy' || c.state === 'disabled' || c.state === 'connecting';
-    cell(row, 10, healthyOrOff ? '' : (c.reason ?? ''), 'error-cell');
-    if (c.state === 'needs-sign-in') row.cells[10].prepend(signInButton(c.id), ' ');
+    const [button, reason] = row.cells[10].children;
+    reason.textContent = healthyOrOff ? '' : (c.reason ?? '');
+    button.hidden = c.state !== 'needs-sign-in';
   });
   $('connectors').hidden = overview.connectors.length === 0;
   $('connectors-empty').hidden = overview.connectors.length > 0 || overview.first_run;
@@ -80,37 +85,28 @@ export function render(overview) {
   if (overview.first_run && !offered) offerImport();
 }
 
-/** The connector whose sign-in waits for the browser (one at a time, as the daemon runs them). */
-let signingIn = null;
-
 function signInButton(id) {
   const button = document.createElement('button');
   button.className = 'sign-in';
   button.dataset.id = id;
-  button.textContent = signingIn === id ? 'Waiting for the browser…' : 'Sign in';
-  button.disabled = signingIn === id;
-  button.addEventListener('click', () => signIn(id));
+  button.hidden = true;
+  button.textContent = 'Sign in';
+  button.addEventListener('click', () => signIn(button, id));
   return button;
 }
 
 /** Opens the sign-in page in the browser, then waits for the daemon to say how it ended. */
-async function signIn(id) {
-  signingIn = id;
-  for (const b of document.querySelectorAll(`button.sign-in[data-id="${CSS.escape(id)}"]`)) {
-    b.textContent = 'Waiting for the browser…';
-    b.disabled = true;
-  }
+async function signIn(button, id) {
+  button.textContent = 'Waiting for the browser…';
+  button.disabled = true;
   try {
     await call('sign_in', { id, open_browser: true });
     await call('sign_in_wait', { id });
   } catch {
-    // The banner says why; the button comes back with the next overview.
+    // The banner says why.
   } finally {
-    if (signingIn === id) signingIn = null;
-    for (const b of document.querySelectorAll(`button.sign-in[data-id="${CSS.escape(id)}"]`)) {
-      b.textContent = 'Sign in';
-      b.disabled = false;
-    }
+    button.textContent = 'Sign in';
+    button.disabled = false;
   }
 }
 
