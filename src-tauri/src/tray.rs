@@ -191,14 +191,11 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &MenuModel) -> tauri::Resul
     if !model.connectors.is_empty() {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
     }
+    let item = |action: &TrayAction, label: &str| {
+        MenuItem::with_id(app, action.menu_id(), label, true, None::<&str>)
+    };
     for (label, action) in &model.sign_ins {
-        menu.append(&MenuItem::with_id(
-            app,
-            action.menu_id(),
-            label,
-            true,
-            None::<&str>,
-        )?)?;
+        menu.append(&item(action, label)?)?;
     }
     if !model.sign_ins.is_empty() {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
@@ -209,13 +206,7 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &MenuModel) -> tauri::Resul
         (TrayAction::OpenLogs, "Open logs"),
         (TrayAction::Quit, "Quit"),
     ] {
-        menu.append(&MenuItem::with_id(
-            app,
-            action.menu_id(),
-            label,
-            true,
-            None::<&str>,
-        )?)?;
+        menu.append(&item(&action, label)?)?;
     }
     Ok(menu)
 }

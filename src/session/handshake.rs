@@ -211,41 +211,26 @@ async fn serve_with_era_fallback(
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
-    match serve(spec, http, events.clone(), headers.clone(), auto, tokens).await {
+    let first = serve(spec, http, events.clone(), headers.clone(), auto, tokens).await;
+    let fall_back = match &first {
         // A server that knows `server/discover` but lists only initialize-era versions: rmcp
         // gives up instead of falling back, so fall back here, with a fresh transport.
         Err(rmcp::service::ClientInitializeError::NoCompatibleProtocolVersion {
             server_supported,
             ..
-        }) if server_supported
+        }) => server_supported
             .iter()
-            .any(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str()) =>
-        {
-            serve(
-                spec,
-                http,
-                events,
-                headers,
-                ClientLifecycleMode::Initialize,
-                tokens,
-            )
-            .await
-        }
+            .any(|v| v.as_str() < ProtocolVersion::V_2026_07_28.as_str()),
         // A server that answers any unknown method with an empty result: not a discover
         // result, so not a 2026-era server. rmcp gives up here too.
-        Err(rmcp::service::ClientInitializeError::ExpectedInitResult(_)) => {
-            serve(
-                spec,
-                http,
-                events,
-                headers,
-                ClientLifecycleMode::Initialize,
-                tokens,
-            )
-            .await
-        }
-        other => other,
+        Err(rmcp::service::ClientInitializeError::ExpectedInitResult(_)) => true,
+        _ => false,
+    };
+    if !fall_back {
+        return first;
     }
+    let initialize = ClientLifecycleMode::Initialize;
+    serve(spec, http, events, headers, initialize, tokens).await
 }
 
 /// Opens a streamable HTTP or stdio transport to the spec's endpoint and runs the handshake.

@@ -45,6 +45,9 @@ pub struct TokenStore {
     /// Scopes a connector's server asked for beyond what it granted (`insufficient_scope`),
     /// for its next sign-in to ask for too.
     wanted: Mutex<HashMap<String, Vec<String>>>,
+    /// Each grant as last read or written: every request of a signed-in session asks for its
+    /// token, which must not cost a keyring round trip (or a file read) each time.
+    cache: Mutex<HashMap<String, Option<Grant>>>,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -72,6 +75,7 @@ impl TokenStore {
             file: tokio::sync::Mutex::new(()),
             ended: Mutex::default(),
             wanted: Mutex::default(),
+            cache: Mutex::default(),
         })
     }
 
@@ -82,6 +86,7 @@ impl TokenStore {
             file: tokio::sync::Mutex::new(()),
             ended: Mutex::default(),
             wanted: Mutex::default(),
+            cache: Mutex::default(),
         })
     }
 
@@ -163,6 +168,17 @@ impl TokenStore {
     }
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>, AuthError> {
+        if let Some(cached) = self.cache.lock().ok().and_then(|c| c.get(id).cloned()) {
+            return Ok(cached);
+        }
+        let grant = self.read_grant(id).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(id.to_string(), grant.clone());
+        }
+        Ok(grant)
+    }
+
+    async fn read_grant(&self, id: &str) -> Result<Option<Grant>, AuthError> {
         match &self.backend {
             Backend::Keyring => {
                 let account = account(id);
@@ -187,6 +203,14 @@ impl TokenStore {
 
     /// Sets (or with `None` removes) connector `id`'s grant.
     async fn put(&self, id: &str, grant: Option<Grant>) -> Result<(), AuthError> {
+        // Forgotten first: whatever happens below, the next read goes to the store itself.
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(id);
+        }
+        self.write_grant(id, grant).await
+    }
+
+    async fn write_grant(&self, id: &str, grant: Option<Grant>) -> Result<(), AuthError> {
         match &self.backend {
             Backend::Keyring => {
                 let account = account(id);

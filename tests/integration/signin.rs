@@ -192,23 +192,55 @@ async fn login(dir: &Path, id: &str) -> String {
     printed
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_signed_in_connector_stays_signed_in_through_expiry_and_restarts_and_no_token_leaks() {
+/// An OAuth-protected fixture (set up by `prepare` first), `notes` in a temp config dir's
+/// registry reaching it, and a traced daemon for that dir, once `notes` needs a sign-in.
+struct Protected {
+    fixture: Fixture,
+    tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    log: std::path::PathBuf,
+    daemon: Option<TracedDaemon>,
+    /// Everything printed so far, to look for tokens in.
+    said: String,
+}
+
+async fn protected_notes(
+    prepare: impl FnOnce(&switchboard_fixture::oauth::Authority),
+) -> Protected {
     let fixture = Fixture::start(Knobs {
         oauth: true,
         ..Knobs::default()
     })
     .await
     .unwrap();
+    prepare(fixture.authority());
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("config");
-    let log = tmp.path().join("daemon.log");
-    let mut said = String::new();
+    let (dir, log) = (tmp.path().join("config"), tmp.path().join("daemon.log"));
     let added = run_cli(&dir, &["registry", "add", "notes", "--url", &fixture.url()]).await;
     assert!(added.status.success(), "{}", stderr(&added));
-    let daemon = start_traced(&dir, &log).await;
-
+    let daemon = Some(start_traced(&dir, &log).await);
+    let mut said = String::new();
     wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
+    Protected {
+        fixture,
+        tmp,
+        dir,
+        log,
+        daemon,
+        said,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_connector_stays_signed_in_through_expiry_and_restarts_and_no_token_leaks() {
+    let Protected {
+        fixture,
+        tmp: _tmp,
+        dir,
+        log,
+        daemon,
+        mut said,
+    } = protected_notes(|_| {}).await;
     let printed = login(&dir, "notes").await;
     assert!(printed.contains("signed in: notes is healthy"), "{printed}");
     said.push_str(&printed);
@@ -316,31 +348,17 @@ async fn a_pre_registered_client_id_from_the_registry_is_used_instead_of_registe
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
-    let fixture = Fixture::start(Knobs {
-        oauth: true,
-        ..Knobs::default()
-    })
-    .await
-    .unwrap();
-    fixture
-        .authority()
-        .require_scope_for("tool_001", "mcp:write");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("config");
-    let added = run_cli(&dir, &["registry", "add", "notes", "--url", &fixture.url()]).await;
-    assert!(added.status.success(), "{}", stderr(&added));
-    let _daemon = start_traced(&dir, &tmp.path().join("daemon.log")).await;
-    let mut said = String::new();
-    wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
-    let first = login(&dir, "notes").await;
+    let protected = protected_notes(|a| a.require_scope_for("tool_001", "mcp:write")).await;
+    let (fixture, dir) = (&protected.fixture, &protected.dir);
+    let first = login(dir, "notes").await;
     assert!(
         first.contains("scope=mcp&"),
         "the challenge's scope: {first}"
     );
 
-    let basic = run_cli(&dir, &["call", "notes.tool_000"]).await;
+    let basic = run_cli(dir, &["call", "notes.tool_000"]).await;
     assert!(basic.status.success(), "{}", stderr(&basic));
-    let refused = run_cli(&dir, &["call", "notes.tool_001"]).await;
+    let refused = run_cli(dir, &["call", "notes.tool_001"]).await;
     assert!(!refused.status.success(), "a call beyond the scope granted");
     assert!(
         stderr(&refused).contains("insufficient_scope"),
@@ -348,40 +366,26 @@ async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
         stderr(&refused)
     );
 
-    let step_up = login(&dir, "notes").await;
+    let step_up = login(dir, "notes").await;
     assert!(
         step_up.contains("scope=mcp+mcp%3Awrite&"),
         "the granted scope and the one asked for: {step_up}"
     );
-    let granted = run_cli(&dir, &["call", "notes.tool_001"]).await;
+    let granted = run_cli(dir, &["call", "notes.tool_001"]).await;
     assert!(granted.status.success(), "{}", stderr(&granted));
     assert_eq!(fixture.authority().issued().sign_ins, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_access_token_is_renewed_before_it_expires() {
-    let fixture = Fixture::start(Knobs {
-        oauth: true,
-        ..Knobs::default()
-    })
-    .await
-    .unwrap();
     // Renewed once less than half its life is left (rmcp's rule), well before it runs out.
-    fixture
-        .authority()
-        .set_access_lifetime(Duration::from_secs(6));
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("config");
-    let added = run_cli(&dir, &["registry", "add", "notes", "--url", &fixture.url()]).await;
-    assert!(added.status.success(), "{}", stderr(&added));
-    let _daemon = start_traced(&dir, &tmp.path().join("daemon.log")).await;
-    let mut said = String::new();
-    wait_state(&dir, "notes", "needs-sign-in", &mut said).await;
-    login(&dir, "notes").await;
+    let protected = protected_notes(|a| a.set_access_lifetime(Duration::from_secs(6))).await;
+    let (fixture, dir, mut said) = (&protected.fixture, &protected.dir, String::new());
+    login(dir, "notes").await;
     let deadline = Instant::now() + DEADLINE;
     while fixture.authority().issued().refreshes == 0 {
         assert!(Instant::now() < deadline, "renewed within {DEADLINE:?}");
-        let call = run_cli(&dir, &["call", "notes.tool_000"]).await;
+        let call = run_cli(dir, &["call", "notes.tool_000"]).await;
         assert!(call.status.success(), "{}", stderr(&call));
         // Calls a user makes, a few a second, while the token ages.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -391,5 +395,5 @@ async fn an_access_token_is_renewed_before_it_expires() {
         0,
         "no request went out with a token past its expiry"
     );
-    wait_state(&dir, "notes", "healthy", &mut said).await;
+    wait_state(dir, "notes", "healthy", &mut said).await;
 }
