@@ -413,35 +413,38 @@ async fn a_call_the_client_cancels_is_cancelled_at_the_server_too() {
         call_delay: Duration::from_secs(20),
         ..Knobs::default()
     };
-    let (fixture, tmp, _daemon) = healthy_fleet_with(knobs, &[]).await;
+    let (fixture, tmp, daemon) = healthy_fleet_with(knobs, &["--http", "127.0.0.1:0"]).await;
+    let url = daemon.mcp.clone().expect("sync printed its MCP endpoint");
+    let token = std::fs::read_to_string(tmp.path().join("endpoint-token")).unwrap();
     let cancellations = || {
         fixture
             .counters()
             .cancellations
             .load(std::sync::atomic::Ordering::Relaxed)
     };
-    // Through serve, relayed over the control socket. (Over the HTTP endpoint the TypeScript
-    // SDK's cancellation does not reach rmcp's session yet: not claimed.)
-    let client = SdkClient::start(
-        Sdk::TypeScript,
-        Target::Serve(tmp.path()),
-        &["cancel", "fx_tool_001", "300"],
-    );
-    let report = client.next();
-    assert_eq!(report["cancelled"], true, "{report}");
-    assert!(
-        report["ms"].as_u64().unwrap_or(u64::MAX) < 5_000,
-        "the client was not kept waiting: {report}"
-    );
-    // The client stays connected: the server's call must end on the cancellation itself, not on
-    // the connection closing.
-    let start = Instant::now();
-    while cancellations() < 1 {
+    // Through serve, relayed over the control socket, and through the HTTP endpoint.
+    for (n, target) in [Target::Serve(tmp.path()), Target::Http(&url, Some(&token))]
+        .into_iter()
+        .enumerate()
+    {
+        let client = SdkClient::start(Sdk::TypeScript, target, &["cancel", "fx_tool_001", "300"]);
+        let report = client.next();
+        assert_eq!(report["cancelled"], true, "{report}");
         assert!(
-            start.elapsed() < DEADLINE,
-            "within {DEADLINE:?}: the server's call was cancelled, not left running 20 s"
+            report["ms"].as_u64().unwrap_or(u64::MAX) < 5_000,
+            "the client was not kept waiting: {report}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The client stays connected: the server's call must end on the cancellation itself,
+        // not on the connection closing.
+        let start = Instant::now();
+        while cancellations() < n as u64 + 1 {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "within {DEADLINE:?}: call {n}'s server side was cancelled, not left running 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(client);
     }
 }
 
