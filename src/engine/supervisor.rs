@@ -140,6 +140,19 @@ impl Supervisor {
                         // is told before the session is closed: closing a frozen server's
                         // HTTP session waits on a DELETE it never answers.
                         Ended::Failed(state, reason) => {
+                            // A sign-in its provider ended says so, also when a probe or a call
+                            // found out (the session's own opening says it likewise).
+                            let ended = self
+                                .options
+                                .tokens
+                                .as_ref()
+                                .and_then(|t| t.ended(&self.spec.id));
+                            let reason = match ended {
+                                Some(why) if state == Health::NeedsSignIn => {
+                                    format!("needs sign-in: {why}")
+                                }
+                                _ => reason,
+                            };
                             self.report(Update::Observed(Observed::Failed {
                                 state,
                                 reason,

@@ -739,3 +739,81 @@ async fn after_a_freeze_every_connector_is_checked_again() {
     let status = daemon.stopped().await;
     assert!(status.success(), "{status}");
 }
+
+/// An AI client is outside input too: a 120 MiB line, a thousand lines that are not JSON-RPC and
+/// a thousand pings sent to `serve` at once neither end it nor make it hoard memory, and the
+/// request after them is answered.
+#[test]
+fn serve_outlasts_a_client_flooding_it_with_garbage() {
+    use std::io::{BufRead as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = switchboard()
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut flood = String::new();
+        flood.push_str(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"flood","version":"1"}}}"#);
+        flood.push('\n');
+        flood.push_str(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        flood.push('\n');
+        flood.push_str(&"x".repeat(120 << 20));
+        flood.push('\n');
+        for i in 0..1000 {
+            flood.push_str(&format!(
+                "not json {i}\n{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"ping\"}}\n",
+                i + 1
+            ));
+        }
+        flood.push_str(r#"{"jsonrpc":"2.0","id":99999,"method":"tools/list"}"#);
+        flood.push('\n');
+        // A client that stops reading its answers must not stop this write (they are drained).
+        let _ = stdin.write_all(flood.as_bytes());
+        stdin
+    });
+    let (answered, pings) = {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut pings = 0;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let answer: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if answer["id"] == 99999 {
+                    let _ = tx.send((answer, pings));
+                    return;
+                }
+                if answer["result"].is_object() && answer["id"].as_u64().is_some_and(|id| id > 0) {
+                    pings += 1;
+                }
+            }
+        });
+        rx.recv_timeout(DEADLINE)
+            .expect("the request after the flood is answered")
+    };
+    assert!(answered["result"]["tools"].is_array(), "{answered}");
+    assert_eq!(pings, 1000, "every ping in the flood answered");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    // Under the line it was sent: what is kept of one line is capped (rmcp's 16 MiB).
+    assert!(
+        peak_kb < 100 * 1024,
+        "serve's peak memory stays bounded: {peak_kb} kB"
+    );
+    drop(writer.join().unwrap());
+    let _ = child.kill();
+    let _ = child.wait();
+}
