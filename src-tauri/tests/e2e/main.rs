@@ -570,7 +570,7 @@ async fn the_tray_menu_switches_connectors_and_brings_a_closed_window_back() {
         || app.window_size("Switchboard") == Some((900, 620)),
     )
     .await;
-    tray.click("Quit").await;
+    tray.click_to_quit("Quit").await;
     wait_until("Quit ends the app", || {
         !app.processes().iter().any(|p| p == "switchboard-app")
     })
