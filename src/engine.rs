@@ -100,6 +100,9 @@ pub struct ConnectorStatus {
     pub calls: Option<LatencySummary>,
     /// Whether its secrets are there (`None`: it needs none).
     pub credential: Option<Credential>,
+    /// Scopes its server refused a call for (403 `insufficient_scope`): a sign-in granting them
+    /// is due. Empty otherwise.
+    pub wants_scopes: Vec<String>,
 }
 
 impl ConnectorStatus {

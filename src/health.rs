@@ -249,6 +249,7 @@ mod tests {
             retry_in_ms: None,
             calls: None,
             credential: None,
+            wants_scopes: Vec::new(),
         }
     }
 

@@ -118,10 +118,15 @@ pub fn menu_model(connectors: &[ConnectorStatus], served: Served) -> MenuModel {
             .collect(),
         sign_ins: connectors
             .iter()
-            .filter(|c| c.state == Health::NeedsSignIn)
-            .map(|c| {
-                let label = format!("Sign in to {}…", c.label());
-                (label, TrayAction::SignIn(c.id.clone()))
+            .filter_map(|c| {
+                let label = if c.state == Health::NeedsSignIn {
+                    format!("Sign in to {}…", c.label())
+                } else if !c.wants_scopes.is_empty() {
+                    format!("Grant {} more access…", c.label())
+                } else {
+                    return None;
+                };
+                Some((label, TrayAction::SignIn(c.id.clone())))
             })
             .collect(),
     }
@@ -347,6 +352,7 @@ mod tests {
             retry_in_ms: None,
             calls: None,
             credential: None,
+            wants_scopes: Vec::new(),
         }
     }
 
@@ -361,21 +367,31 @@ mod tests {
                 connector("docs", Health::Healthy),
                 connector("off", Health::Disabled),
                 connector("wiki", Health::NeedsSignIn),
+                ConnectorStatus {
+                    wants_scopes: vec!["repo".into()],
+                    ..connector("git", Health::Healthy)
+                },
             ],
             served,
         );
         assert_eq!(
             model.sign_ins,
-            vec![(
-                "Sign in to wiki…".to_string(),
-                TrayAction::SignIn("wiki".into())
-            )]
+            vec![
+                (
+                    "Sign in to wiki…".to_string(),
+                    TrayAction::SignIn("wiki".into())
+                ),
+                (
+                    "Grant git more access…".to_string(),
+                    TrayAction::SignIn("git".into())
+                ),
+            ]
         );
-        model.connectors.pop();
-        assert_eq!(model.status, "1/2 healthy · wiki needs-sign-in");
+        model.connectors.truncate(2);
+        assert_eq!(model.status, "2/3 healthy · wiki needs-sign-in");
         assert_eq!(
             model.tooltip,
-            "Switchboard — 1/2 healthy · wiki needs-sign-in · serving 3 tools to AI clients, about 1.2k tokens of context"
+            "Switchboard — 2/3 healthy · wiki needs-sign-in · serving 3 tools to AI clients, about 1.2k tokens of context"
         );
         assert_eq!(
             model.connectors,

@@ -254,6 +254,7 @@ impl Reconciler {
             retry_in_ms: None,
             calls: None,
             credential: spec.credential(),
+            wants_scopes: Vec::new(),
         }
     }
 
@@ -417,6 +418,10 @@ impl Reconciler {
                 self.gauged.insert(status.id.clone(), gauged);
             }
             status.calls = self.metrics.latency(&status.id);
+            status.wants_scopes = match &self.options.tokens {
+                Some(tokens) => tokens.wanted(&status.id),
+                None => Vec::new(),
+            };
         }
         let tools = &self.tools;
         let catalog = self

@@ -137,15 +137,19 @@ impl TokenStore {
         }
     }
 
-    /// What a step-up sign-in of connector `id` asks for: the scopes granted so far and those its
-    /// server asked for since; empty when it asked for nothing more.
-    pub async fn step_up_scopes(&self, id: &str) -> Vec<String> {
-        let wanted = self
-            .wanted
+    /// The scopes connector `id`'s server asked for beyond its grant, since its last sign-in.
+    pub fn wanted(&self, id: &str) -> Vec<String> {
+        self.wanted
             .lock()
             .ok()
             .and_then(|w| w.get(id).cloned())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// What a step-up sign-in of connector `id` asks for: the scopes granted so far and those its
+    /// server asked for since; empty when it asked for nothing more.
+    pub async fn step_up_scopes(&self, id: &str) -> Vec<String> {
+        let wanted = self.wanted(id);
         if wanted.is_empty() {
             return wanted;
         }

@@ -111,6 +111,26 @@ async fn start_traced(dir: &Path, log: &Path) -> TracedDaemon {
     TracedDaemon(child)
 }
 
+/// Waits until `status` shows connector `id`'s row as `wanted`; the row then.
+async fn wait_for_row(dir: &Path, id: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = run_cli(dir, &["status", "--json"]).await;
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let row = status["connectors"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["id"] == id).cloned());
+        if let Some(row) = row.filter(|r| wanted(r)) {
+            return row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "within {DEADLINE:?}: {id} as wanted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `status` shows connector `id` in `state`; its row then.
 async fn wait_state(dir: &Path, id: &str, state: &str, said: &mut String) -> Value {
     let deadline = Instant::now() + DEADLINE;
@@ -366,6 +386,11 @@ async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
         stderr(&refused)
     );
 
+    let row = wait_for_row(dir, "notes", |r| {
+        r["wants_scopes"] == serde_json::json!(["mcp", "mcp:write"])
+    })
+    .await;
+    assert_eq!(row["state"], "healthy", "its other tools still work: {row}");
     let step_up = login(dir, "notes").await;
     assert!(
         step_up.contains("scope=mcp+mcp%3Awrite&"),
@@ -373,6 +398,7 @@ async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
     );
     let granted = run_cli(dir, &["call", "notes.tool_001"]).await;
     assert!(granted.status.success(), "{}", stderr(&granted));
+    wait_for_row(dir, "notes", |r| r["wants_scopes"] == serde_json::json!([])).await;
     assert_eq!(fixture.authority().issued().sign_ins, 2);
 }
 

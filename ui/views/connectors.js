@@ -76,8 +76,13 @@ export function render(overview) {
       'credential').title = credential == null ? 'needs no token' : '';
     const healthyOrOff = c.state === 'healthy' || c.state === 'disabled' || c.state === 'connecting';
     const [button, reason] = row.cells[10].children;
-    reason.textContent = healthyOrOff ? '' : (c.reason ?? '');
-    button.hidden = c.state !== 'needs-sign-in';
+    // A step-up: a call needed access the sign-in did not grant.
+    const wants = c.wants_scopes ?? [];
+    reason.textContent = wants.length && c.state !== 'needs-sign-in'
+      ? `A call needed more access (${wants.join(' ')}): sign in again to grant it.`
+      : healthyOrOff ? '' : (c.reason ?? '');
+    button.hidden = c.state !== 'needs-sign-in' && wants.length === 0;
+    if (!button.disabled) button.textContent = c.state === 'needs-sign-in' ? 'Sign in' : 'Grant access';
   });
   $('connectors').hidden = overview.connectors.length === 0;
   $('connectors-empty').hidden = overview.connectors.length > 0 || overview.first_run;
@@ -107,6 +112,7 @@ async function signIn(button, id) {
   } finally {
     button.textContent = 'Sign in';
     button.disabled = false;
+    // The next overview puts the right label back (`Grant access` for a step-up).
   }
 }
 
