@@ -111,11 +111,19 @@ async fn start_traced(dir: &Path, log: &Path) -> TracedDaemon {
     TracedDaemon(child)
 }
 
-/// Waits until `status` shows connector `id`'s row as `wanted`; the row then.
-async fn wait_for_row(dir: &Path, id: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+/// Waits until `status` shows connector `id`'s row as `wanted`; the row then. What `status`
+/// printed meanwhile goes to `said`.
+async fn wait_for_row(
+    dir: &Path,
+    id: &str,
+    said: &mut String,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let out = run_cli(dir, &["status", "--json"]).await;
+        said.push_str(&stdout(&out));
+        said.push_str(&stderr(&out));
         let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let row = status["connectors"]
             .as_array()
@@ -133,24 +141,7 @@ async fn wait_for_row(dir: &Path, id: &str, wanted: impl Fn(&Value) -> bool) -> 
 
 /// Waits until `status` shows connector `id` in `state`; its row then.
 async fn wait_state(dir: &Path, id: &str, state: &str, said: &mut String) -> Value {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let out = run_cli(dir, &["status", "--json"]).await;
-        said.push_str(&stdout(&out));
-        said.push_str(&stderr(&out));
-        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let row = status["connectors"]
-            .as_array()
-            .and_then(|rows| rows.iter().find(|r| r["id"] == id).cloned());
-        if let Some(row) = row.filter(|r| r["state"] == state) {
-            return row;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "within {DEADLINE:?}: {id} {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_row(dir, id, said, |row| row["state"] == state).await
 }
 
 /// Stands in for the user's browser: opens the page, is sent straight back (the fixture's
@@ -386,7 +377,7 @@ async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
         stderr(&refused)
     );
 
-    let row = wait_for_row(dir, "notes", |r| {
+    let row = wait_for_row(dir, "notes", &mut String::new(), |r| {
         r["wants_scopes"] == serde_json::json!(["mcp", "mcp:write"])
     })
     .await;
@@ -398,7 +389,10 @@ async fn a_call_refused_for_scope_makes_the_next_sign_in_ask_for_it_too() {
     );
     let granted = run_cli(dir, &["call", "notes.tool_001"]).await;
     assert!(granted.status.success(), "{}", stderr(&granted));
-    wait_for_row(dir, "notes", |r| r["wants_scopes"] == serde_json::json!([])).await;
+    wait_for_row(dir, "notes", &mut String::new(), |r| {
+        r["wants_scopes"] == serde_json::json!([])
+    })
+    .await;
     assert_eq!(fixture.authority().issued().sign_ins, 2);
 }
 
