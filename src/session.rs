@@ -251,11 +251,6 @@ impl Session {
                     "the server refused the connector's Authorization header (it also offers an OAuth sign-in, without the header): {challenge}"
                 )));
             }
-            // Why the server wants a sign-in again, where its authorization server said.
-            Err(SessionError::NeedsSignIn(challenge)) => {
-                let ended = tokens.and_then(|store| store.ended(&spec.id));
-                return Err(SessionError::NeedsSignIn(ended.unwrap_or(challenge)));
-            }
             Err(error) => return Err(error),
         };
         abandoned.disarm();

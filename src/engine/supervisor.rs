@@ -140,19 +140,7 @@ impl Supervisor {
                         // is told before the session is closed: closing a frozen server's
                         // HTTP session waits on a DELETE it never answers.
                         Ended::Failed(state, reason) => {
-                            // A sign-in its provider ended says so, also when a probe or a call
-                            // found out (the session's own opening says it likewise).
-                            let ended = self
-                                .options
-                                .tokens
-                                .as_ref()
-                                .and_then(|t| t.ended(&self.spec.id));
-                            let reason = match ended {
-                                Some(why) if state == Health::NeedsSignIn => {
-                                    format!("needs sign-in: {why}")
-                                }
-                                _ => reason,
-                            };
+                            let reason = self.explained(state, reason);
                             self.report(Update::Observed(Observed::Failed {
                                 state,
                                 reason,
@@ -169,9 +157,10 @@ impl Supervisor {
                     let options = &self.options;
                     // The first failed attempt waits up to `backoff_base`.
                     let delay = full_jitter(options.backoff_base, options.backoff_cap, attempt - 1);
+                    let state = Health::after_failure(&error);
                     self.report(Update::Observed(Observed::Failed {
-                        state: Health::after_failure(&error),
-                        reason: error.to_string(),
+                        state,
+                        reason: self.explained(state, error.to_string()),
                         attempt,
                         retry_in: Some(delay),
                     }))
@@ -184,6 +173,20 @@ impl Supervisor {
                     }
                 }
             }
+        }
+    }
+
+    /// `reason`, or for a connector whose sign-in its provider ended (found by an opening, a
+    /// probe or a call alike), why it ended.
+    fn explained(&self, state: Health, reason: String) -> String {
+        let ended = self
+            .options
+            .tokens
+            .as_ref()
+            .and_then(|t| t.ended(&self.spec.id));
+        match ended {
+            Some(why) if state == Health::NeedsSignIn => format!("needs sign-in: {why}"),
+            _ => reason,
         }
     }
 
