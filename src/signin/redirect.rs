@@ -27,6 +27,9 @@ struct Expecting {
     state: String,
     base: String,
     landed: mpsc::Sender<Landing>,
+    /// Set by the one landing that counts: any later one is refused, also before the listener
+    /// has closed.
+    used: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Redirect {
@@ -58,6 +61,7 @@ impl Redirect {
             state,
             base,
             landed,
+            used: Default::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -69,8 +73,16 @@ impl Redirect {
         });
         let outcome = tokio::time::timeout(within, arrivals.recv()).await;
         let _ = stop.send(());
-        // Closed now: the page has been answered; nothing else is waited for.
-        server.abort();
+        // The landing's page is answered first (a graceful end), a browser's idle keep-alive
+        // connection is not waited for long; either way the listener is gone on return.
+        let mut server = server;
+        if tokio::time::timeout(Duration::from_secs(1), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+            let _ = server.await;
+        }
         match outcome {
             Ok(Some(landing)) => landing,
             Ok(None) => Err(SignInError::Redirect(
@@ -99,6 +111,16 @@ async fn arrive(State(expecting): State<Expecting>, request: Request) -> Respons
         return (
             StatusCode::BAD_REQUEST,
             page("This is not the sign-in Switchboard started. Nothing was changed."),
+        )
+            .into_response();
+    }
+    if expecting
+        .used
+        .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return (
+            StatusCode::GONE,
+            page("This sign-in is already complete. Nothing was changed."),
         )
             .into_response();
     }
@@ -155,7 +177,10 @@ mod tests {
 
         let landed = landing.await.unwrap().unwrap();
         assert_eq!(landed, format!("{uri}?code=c&state=s1&iss=x"));
-        assert!(get(&uri).await.is_err(), "closed after its one use");
+        assert!(
+            get(&format!("{uri}?code=c&state=s1")).await.is_err(),
+            "closed once the sign-in landed"
+        );
     }
 
     #[tokio::test]
