@@ -62,11 +62,17 @@ impl TokenStore {
     /// The keyring where one answers, else `dir`'s token file.
     pub fn in_dir(dir: &Path) -> Arc<Self> {
         let forced_file = std::env::var(STORE_VARIABLE).is_ok_and(|v| v == "file");
-        let backend = match keyring_refusal() {
-            None if !forced_file => Backend::Keyring,
-            refusal => {
+        // Not even asked when the file is chosen: asking may make a keyring prompt to unlock.
+        let refusal = if forced_file {
+            Some(format!("{STORE_VARIABLE}=file"))
+        } else {
+            keyring_refusal()
+        };
+        let backend = match refusal {
+            None => Backend::Keyring,
+            Some(refusal) => {
                 let path = dir.join(TOKEN_FILE);
-                tracing::debug!(?refusal, path = %path.display(), "sign-in tokens go to a file");
+                tracing::debug!(%refusal, path = %path.display(), "sign-in tokens go to a file");
                 Backend::File(path)
             }
         };

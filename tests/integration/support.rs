@@ -78,7 +78,9 @@ pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 pub fn switchboard() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
     cmd.env_remove("SWITCHBOARD_CONFIG_DIR")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        // Sign-in tokens in the test's config dir, never in the keyring of whoever runs them.
+        .env("SWITCHBOARD_TOKEN_STORE", "file");
     cmd
 }
 

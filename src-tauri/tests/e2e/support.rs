@@ -346,6 +346,8 @@ impl App {
             // Other clients' configs (for import) are looked for here, not in the user's home.
             ("HOME", home.0.display().to_string()),
             ("SWITCHBOARD_CONFIG_DIR", config_dir.display().to_string()),
+            // Sign-in tokens in the test's config dir, never in the keyring of whoever runs them.
+            ("SWITCHBOARD_TOKEN_STORE", "file".into()),
             ("SWITCHBOARD_LOG_DIR", path("logs")),
             // Window state, WebKit's caches: the test's own, not the user's.
             ("XDG_CONFIG_HOME", path("xdg-config")),
