@@ -20,6 +20,18 @@ use crate::signin::TokenStore;
 
 pub(super) type Connected = (RunningService<RoleClient, SessionEvents>, Handshake);
 
+/// A signed-in connector's HTTP client: the reusing client, its token added by rmcp.
+type Signed = AuthClient<reuse::ReusingClient>;
+
+/// The shared HTTP client for one session's transport.
+fn reusing(http: &reqwest::Client, events: &SessionEvents) -> reuse::ReusingClient {
+    reuse::ReusingClient::new(
+        http.clone(),
+        events.listening.clone(),
+        events.faults.clone(),
+    )
+}
+
 pub(super) async fn connect(
     spec: &ConnectorSpec,
     http: &reqwest::Client,
@@ -27,8 +39,19 @@ pub(super) async fn connect(
     known: Option<Handshake>,
     tokens: Option<&Arc<TokenStore>>,
 ) -> Result<Connected, SessionError> {
+    // Once per connection, not per transport or era tried: it asks the authorization server.
+    let signed = match (tokens, &spec.endpoint) {
+        (Some(store), Endpoint::Http { url, .. }) => {
+            crate::signin::authorizer(store, &spec.id, url)
+                .await
+                .map_err(|e| SessionError::transport(format!("cannot use the sign-in: {e}")))?
+                .map(|manager| AuthClient::new(reusing(http, &events), manager))
+        }
+        _ => None,
+    };
+    let signed = signed.as_ref();
     if let Some(known) = known {
-        match connect_as(spec, http, events.clone(), known, tokens).await {
+        match connect_as(spec, http, events.clone(), known, signed).await {
             // It may have been upgraded or replaced: detect afresh, unless it was not reached,
             // did not answer in time or refused the credentials, which would say nothing new.
             Err(error)
@@ -44,7 +67,7 @@ pub(super) async fn connect(
             other => return other,
         }
     }
-    detect(spec, http, events, tokens).await
+    detect(spec, http, events, signed).await
 }
 
 /// Connects the way the server was reached before.
@@ -53,7 +76,7 @@ async fn connect_as(
     http: &reqwest::Client,
     events: SessionEvents,
     known: Handshake,
-    tokens: Option<&Arc<TokenStore>>,
+    signed: Option<&Signed>,
 ) -> Result<Connected, SessionError> {
     let headers = match &spec.endpoint {
         Endpoint::Http { headers, .. } => Some(header_map(headers)?),
@@ -73,7 +96,7 @@ async fn connect_as(
         },
         Handshake::Initialize => ClientLifecycleMode::Initialize,
     };
-    let service = serve(spec, http, events, headers, lifecycle, tokens)
+    let service = serve(spec, http, events, headers, lifecycle, signed)
         .await
         .map_err(SessionError::from_init)?;
     Ok((service, known))
@@ -84,7 +107,7 @@ async fn detect(
     spec: &ConnectorSpec,
     http: &reqwest::Client,
     events: SessionEvents,
-    tokens: Option<&Arc<TokenStore>>,
+    signed: Option<&Signed>,
 ) -> Result<Connected, SessionError> {
     let era = |service: RunningService<RoleClient, SessionEvents>| {
         let modern = service
@@ -100,7 +123,7 @@ async fn detect(
     let (url, headers, kind) = match &spec.endpoint {
         Endpoint::Http { url, headers, kind } => (url, header_map(headers)?, *kind),
         Endpoint::Stdio { .. } => {
-            return serve_with_era_fallback(spec, http, events, None, tokens)
+            return serve_with_era_fallback(spec, http, events, None, signed)
                 .await
                 .map(era)
                 .map_err(SessionError::from_init);
@@ -111,7 +134,7 @@ async fn detect(
             .await
             .map(|service| (service, Handshake::LegacySse)),
         Some(RemoteKind::Http) => {
-            serve_with_era_fallback(spec, http, events, Some(headers), tokens)
+            serve_with_era_fallback(spec, http, events, Some(headers), signed)
                 .await
                 .map(era)
                 .map_err(SessionError::from_init)
@@ -119,7 +142,7 @@ async fn detect(
         // The spec's rule when the transport is not known: streamable HTTP first; a 400, 404 or
         // 405 to its POST means an old server, so try the HTTP+SSE transport's GET.
         None => {
-            match serve_with_era_fallback(spec, http, events.clone(), Some(headers.clone()), tokens)
+            match serve_with_era_fallback(spec, http, events.clone(), Some(headers.clone()), signed)
                 .await
             {
                 Err(error) if rejected_post(&error) => {
@@ -203,7 +226,7 @@ async fn serve_with_era_fallback(
     http: &reqwest::Client,
     events: SessionEvents,
     headers: Option<reqwest::header::HeaderMap>,
-    tokens: Option<&Arc<TokenStore>>,
+    signed: Option<&Signed>,
 ) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
     // Speak the newest era where the server does, the 2025-11-25 handshake otherwise; rmcp
     // detects which per the spec's backward-compatibility rules.
@@ -211,7 +234,7 @@ async fn serve_with_era_fallback(
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
-    let first = serve(spec, http, events.clone(), headers.clone(), auto, tokens).await;
+    let first = serve(spec, http, events.clone(), headers.clone(), auto, signed).await;
     let fall_back = match &first {
         // A server that knows `server/discover` but lists only initialize-era versions: rmcp
         // gives up instead of falling back, so fall back here, with a fresh transport.
@@ -230,7 +253,7 @@ async fn serve_with_era_fallback(
         return first;
     }
     let initialize = ClientLifecycleMode::Initialize;
-    serve(spec, http, events, headers, initialize, tokens).await
+    serve(spec, http, events, headers, initialize, signed).await
 }
 
 /// Opens a streamable HTTP or stdio transport to the spec's endpoint and runs the handshake.
@@ -240,7 +263,7 @@ async fn serve(
     events: SessionEvents,
     headers: Option<reqwest::header::HeaderMap>,
     lifecycle: ClientLifecycleMode,
-    tokens: Option<&Arc<TokenStore>>,
+    signed: Option<&Signed>,
 ) -> Result<RunningService<RoleClient, SessionEvents>, rmcp::service::ClientInitializeError> {
     use rmcp::service::ClientInitializeError;
     let refused = |message: String| ClientInitializeError::ConnectionClosed(message);
@@ -254,27 +277,17 @@ async fn serve(
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(custom)
                 .reinit_on_expired_session(true);
-            let client = reuse::ReusingClient::new(
-                http.clone(),
-                events.listening.clone(),
-                events.faults.clone(),
-            );
-            let authorizer = match tokens {
-                Some(store) => crate::signin::authorizer(store, &spec.id, url)
-                    .await
-                    .map_err(|e| refused(format!("cannot use the sign-in: {e}")))?,
-                None => None,
-            };
             // A signed-in connector's requests carry its token, renewed ahead of expiry and
             // once on a 401; any other goes unauthenticated (or with its own headers).
-            match authorizer {
-                Some(manager) => {
-                    let client = AuthClient::new(client, manager);
-                    let transport = StreamableHttpClientTransport::with_client(client, config);
+            match signed {
+                Some(signed) => {
+                    let transport =
+                        StreamableHttpClientTransport::with_client(signed.clone(), config);
                     let transport = ProgressTap::new(transport, events.progress.clone());
                     events.serve_with_lifecycle(transport, lifecycle).await
                 }
                 None => {
+                    let client = reusing(http, &events);
                     let transport = StreamableHttpClientTransport::with_client(client, config);
                     let transport = ProgressTap::new(transport, events.progress.clone());
                     events.serve_with_lifecycle(transport, lifecycle).await
