@@ -175,12 +175,14 @@ pub(crate) async fn healthy_fleet_with(
     (fixture, tmp, daemon)
 }
 
-/// Sessions the fixture has seen opened (either era's handshake).
-fn handshakes(fixture: &Fixture) -> usize {
+/// Sessions the fixture has seen opened: an initialize handshake, or a 2026-07-28 session's
+/// change subscription (its `server/discover` is also every idle probe's, so it counts no
+/// session).
+fn sessions_opened(fixture: &Fixture) -> usize {
     let methods = fixture.methods();
     methods
         .iter()
-        .filter(|m| *m == "initialize" || *m == "server/discover")
+        .filter(|m| *m == "initialize" || *m == "subscriptions/listen")
         .count()
 }
 
@@ -199,7 +201,7 @@ async fn a_toggle_elsewhere_reaches_every_client(
             .tool_lists
             .load(std::sync::atomic::Ordering::Relaxed)
     };
-    let (handshakes_before, lists_before) = (handshakes(fixture), lists());
+    let (sessions_before, lists_before) = (sessions_opened(fixture), lists());
 
     let sdks = [Sdk::PythonLegacy, Sdk::PythonAuto, Sdk::TypeScript];
     let clients: Vec<_> = sdks
@@ -220,8 +222,8 @@ async fn a_toggle_elsewhere_reaches_every_client(
         "the clients' tools/list came from the daemon's catalog, not the server"
     );
     assert_eq!(
-        handshakes(fixture),
-        handshakes_before,
+        sessions_opened(fixture),
+        sessions_before,
         "no session of its own to the server: {:?}",
         fixture.methods()
     );
@@ -518,7 +520,7 @@ async fn serve_outlives_its_daemon_an_ai_clients_calls_go_on_from_an_engine_of_i
         let report = client.next();
         assert_eq!(report["is_error"], false, "through the daemon: {report}");
     }
-    let before = handshakes(&fixture);
+    let before = sessions_opened(&fixture);
     // The user quits the app (the daemon): the AI client, and its serve, stay.
     drop(daemon);
     let quit = Instant::now();
@@ -527,7 +529,7 @@ async fn serve_outlives_its_daemon_an_ai_clients_calls_go_on_from_an_engine_of_i
         // does (`next` would find it gone).
         let report = client.next();
         let text = report["text"].as_str().unwrap_or_default();
-        if report["is_error"] == false && handshakes(&fixture) > before {
+        if report["is_error"] == false && sessions_opened(&fixture) > before {
             assert!(text.contains("tool_000"), "{report}");
             break;
         }
