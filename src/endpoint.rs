@@ -6,8 +6,10 @@
 //! comes from the catalog, never from an upstream round trip ([`served`]); calls go through the
 //! engine's timed path, and every client is told when the set changes ([`server`]).
 
+mod calls;
 pub mod naming;
 mod offered;
+mod rounds;
 pub mod served;
 mod server;
 mod sideband;

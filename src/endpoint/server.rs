@@ -4,7 +4,7 @@
 //! daemon goes away.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
@@ -15,18 +15,15 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{Peer, RoleServer, ServerHandler};
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::offered;
+use super::rounds::Rounds;
 use super::served::Served;
-use super::sideband::{self, notify_progress};
-use super::upstream::{BAD_ANSWER, Upstream};
-use crate::call_log::CallOrigin;
+use super::upstream::Upstream;
 use crate::daemon::DaemonOptions;
-use crate::session::Sideband;
-use crate::wire::{Request, WireError};
+use crate::wire::Request;
 
 /// A client that does not take a notification within this long is skipped for it.
 const NOTIFY_LIMIT: Duration = Duration::from_secs(1);
@@ -47,6 +44,8 @@ struct Shared {
     peers: Mutex<Vec<Peer<RoleServer>>>,
     /// 2026-era clients, reached through their `subscriptions/listen`.
     sinks: Mutex<Vec<SubscriptionSink>>,
+    /// Calls waiting for a 2026-era client to come back with an answer.
+    rounds: Rounds,
 }
 
 /// Where the served tools come from.
@@ -84,6 +83,7 @@ impl AggregatedServer {
                 served,
                 peers: Mutex::default(),
                 sinks: Mutex::default(),
+                rounds: Rounds::default(),
             }),
         };
         let stop = CancellationToken::new();
@@ -97,7 +97,7 @@ impl AggregatedServer {
         (server, Following { stop, task })
     }
 
-    async fn served(&self) -> Arc<Served> {
+    pub(super) async fn served(&self) -> Arc<Served> {
         let mut served = self.shared.served.clone();
         match served.wait_for(Option::is_some).await {
             Ok(set) => set.clone().unwrap_or_default(),
@@ -105,9 +105,13 @@ impl AggregatedServer {
         }
     }
 
-    async fn upstream(&self) -> Option<Upstream> {
+    pub(super) async fn upstream(&self) -> Option<Upstream> {
         let mut upstream = self.shared.upstream.clone();
         upstream.wait_for(Option::is_some).await.ok()?.clone()
+    }
+
+    pub(super) fn rounds(&self) -> &Rounds {
+        &self.shared.rounds
     }
 
     async fn upstream_or_stopping(&self) -> Result<Upstream, ErrorData> {
@@ -140,52 +144,8 @@ impl AggregatedServer {
         }
     }
 
-    /// Relays one call and says how it went: the tool's answer, or a tool error the calling
-    /// model can read (a connector that went down, a daemon that went away).
-    async fn relay(
-        &self,
-        name: &str,
-        arguments: Value,
-        caller: CallOrigin,
-        sideband: Sideband,
-    ) -> Result<CallToolResult, ErrorData> {
-        let served = self.served().await;
-        let origin = match served.origin(name) {
-            Ok(origin) => origin.clone(),
-            Err(Some(departed)) => {
-                let why = self.why_not_served(&departed.connector).await;
-                return Ok(tool_error(format!(
-                    "{name} is no longer served: connector {:?} {why}",
-                    departed.connector
-                )));
-            }
-            Err(None) => {
-                return Err(ErrorData::invalid_params(
-                    format!("no tool named {name:?}"),
-                    None,
-                ));
-            }
-        };
-        let Some(upstream) = self.upstream().await else {
-            return Ok(tool_error("Switchboard is shutting down".into()));
-        };
-        let qualified = crate::catalog::qualified_name(&origin.connector, &origin.tool);
-        match upstream.call(qualified, arguments, caller, sideband).await {
-            // An initialize-era server's answer has no `resultType`, which a 2026-07-28 client
-            // requires (rmcp strips it again for older clients).
-            Ok(mut answer) => {
-                answer.result_type = Some(rmcp::model::ResultType::COMPLETE);
-                Ok(answer)
-            }
-            Err(WireError { code, message, .. }) if code == BAD_ANSWER => {
-                Err(ErrorData::internal_error(message, None))
-            }
-            Err(WireError { message, .. }) => Ok(tool_error(message)),
-        }
-    }
-
     /// "is down (reason)", as the daemon sees the connector now.
-    async fn why_not_served(&self, connector: &str) -> String {
+    pub(super) async fn why_not_served(&self, connector: &str) -> String {
         let Some(upstream) = self.upstream().await else {
             return "is not available".into();
         };
@@ -216,7 +176,7 @@ where
         .unwrap_or_default()
 }
 
-fn tool_error(message: String) -> CallToolResult {
+pub(super) fn tool_error(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
@@ -419,58 +379,6 @@ impl ServerHandler for AggregatedServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let correlation = crate::call_log::new_correlation();
-        let client = context
-            .peer
-            .peer_info()
-            .map(|info| info.client_info.name.clone())
-            .or_else(|| context.meta.client_info().map(|info| info.name))
-            .unwrap_or_else(|| "unknown".into());
-        let started = Instant::now();
-        let arguments = request.arguments.map_or(Value::Null, Value::Object);
-        // rmcp moves the request's `_meta` (its progress token) into the context.
-        let token = context.meta.get_progress_token();
-        let (progress, mut updates) = tokio::sync::mpsc::channel(64);
-        let (questions, mut asked) = tokio::sync::mpsc::channel(4);
-        let sideband = Sideband {
-            progress: token.is_some().then_some(progress),
-            questions: sideband::can_answer(&context).then_some(questions),
-        };
-        let origin = CallOrigin {
-            client: Some(client.clone()),
-            correlation: Some(correlation.clone()),
-        };
-        let relay = self.relay(&request.name, arguments, origin, sideband);
-        tokio::pin!(relay);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut relay => break outcome,
-                Some(update) = updates.recv(), if token.is_some() => {
-                    notify_progress(&context.peer, token.clone(), update).await;
-                }
-                // Answered on a task of its own: the call (and its cancellation) goes on.
-                Some(question) = asked.recv() => {
-                    tokio::spawn(sideband::relay(context.peer.clone(), question));
-                }
-                () = context.ct.cancelled() => break Err(ErrorData::internal_error("cancelled by the client", None)),
-            }
-        };
-        while let Ok(update) = updates.try_recv() {
-            notify_progress(&context.peer, token.clone(), update).await;
-        }
-        let result = match &outcome {
-            Ok(r) if r.is_error == Some(true) => "tool_error",
-            Ok(_) => "ok",
-            Err(_) => "error",
-        };
-        tracing::info!(
-            call = %correlation,
-            %client,
-            tool = %request.name,
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            result,
-            "tool call"
-        );
-        outcome.map(Into::into)
+        self.call(request, context).await
     }
 }

@@ -9,7 +9,7 @@ use crate::session::Question;
 
 /// Whether the calling client can be asked a server's form question: it declared elicitation
 /// (an empty declaration means forms) on a session. A 2026-07-28 request has no session to ask
-/// on, and an `input_required` round trip through Switchboard is not built: those decline.
+/// on: it is asked with `input_required` instead (see `rounds`).
 pub(super) fn can_answer(context: &RequestContext<RoleServer>) -> bool {
     let Some(info) = context.peer.peer_info() else {
         return false;

@@ -30,38 +30,38 @@ async fn a_servers_question_reaches_the_client_that_can_answer_and_its_answer_th
     let url = daemon.mcp.clone().expect("sync printed its MCP endpoint");
     let token = std::fs::read_to_string(tmp.path().join("endpoint-token")).unwrap();
     let answering = ["ask", "fx_tool_000", "{}", "ship it"];
-    // Through serve and the daemon's socket, and through the HTTP endpoint in the daemon.
-    for target in [Target::Serve(tmp.path()), Target::Http(&url, Some(&token))] {
-        let client = SdkClient::start(Sdk::PythonLegacy, target, &answering);
-        let report = client.next();
-        assert_eq!(
-            report["questions"],
-            serde_json::json!([QUESTION]),
-            "{report}"
-        );
-        assert_eq!(report["is_error"], false, "{report}");
-        let answer = asked(&report);
-        assert_eq!(answer["action"], "accept", "{report}");
-        assert_eq!(answer["content"]["answer"], "ship it", "{report}");
-        client.finish().await;
-    }
-    // A client that declared no elicitation, and a 2026-07-28 client (no session to be asked
-    // on): the server is declined at once and the call answers.
-    let cases = [
-        (Sdk::PythonLegacy, ["list-call", "fx_tool_000", "{}"]),
-        (Sdk::PythonAuto, ["ask", "fx_tool_000", "{}"]),
-    ];
-    for (sdk, scenario) in cases {
-        let mut scenario = scenario.to_vec();
-        if scenario[0] == "ask" {
-            scenario.push("never asked");
+    // Through serve and the daemon's socket, and through the HTTP endpoint in the daemon; an
+    // initialize-era client is asked on its session, a 2026-07-28 one with `input_required`
+    // (it has no session), its retry carrying the answer to the call still waiting upstream.
+    let targets = [Target::Serve(tmp.path()), Target::Http(&url, Some(&token))];
+    for sdk in [Sdk::PythonLegacy, Sdk::PythonAuto] {
+        for target in targets {
+            let client = SdkClient::start(sdk, target, &answering);
+            let report = client.next();
+            let through = match target {
+                Target::Serve(_) => "serve",
+                Target::Http(..) => "the HTTP endpoint",
+            };
+            let context = format!("{sdk:?} through {through}: {report}");
+            assert_eq!(
+                report["questions"],
+                serde_json::json!([QUESTION]),
+                "{context}"
+            );
+            assert_eq!(report["is_error"], false, "{context}");
+            let answer = asked(&report);
+            assert_eq!(answer["action"], "accept", "{context}");
+            assert_eq!(answer["content"]["answer"], "ship it", "{context}");
+            client.finish().await;
         }
+    }
+    // Clients that declared no elicitation, of either era: the server is declined at once and
+    // the call answers.
+    for sdk in [Sdk::PythonLegacy, Sdk::PythonAuto] {
+        let scenario = ["list-call", "fx_tool_000", "{}"];
         let client = SdkClient::start(sdk, Target::Serve(tmp.path()), &scenario);
         let report = client.next();
         assert_eq!(asked(&report)["action"], "decline", "{sdk:?}: {report}");
-        if sdk == Sdk::PythonAuto {
-            assert_eq!(report["questions"], serde_json::json!([]), "{report}");
-        }
         client.finish().await;
     }
 }
