@@ -23,6 +23,7 @@ mod clients;
 mod conformance;
 mod connectors;
 mod daemon;
+mod endpoint;
 mod registry;
 pub mod terminal;
 
@@ -115,6 +116,14 @@ enum Command {
     /// Sign connectors in to servers that ask for an OAuth sign-in, or out again.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// The daemon's MCP endpoint over HTTP on 127.0.0.1, for clients that connect by URL:
+    /// where it serves, or switch it on or off (kept for the daemon's next starts).
+    Endpoint {
+        #[command(subcommand)]
+        action: Option<EndpointAction>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Call one tool through the engine and print its result as JSON.
     Call {
         /// CONNECTOR.TOOL
@@ -144,6 +153,22 @@ enum ToolsAction {
     /// Stop serving CONNECTOR.TOOL to AI clients (kept in servers.json; the connector and its
     /// other tools stay as they are).
     Disable { tool: String },
+}
+
+#[derive(Subcommand)]
+enum EndpointAction {
+    /// Serve it (at once, with a daemon running).
+    On {
+        /// 1024 to 65535; 7420 unless changed before.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Take requests without the token, for clients that cannot send a header: any
+        /// program on this machine can then call every tool.
+        #[arg(long)]
+        no_token: bool,
+    },
+    /// Stop serving it.
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -410,6 +435,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Auth(AuthCommand::Status { json }) => auth::status(&dir, json).await,
         Command::Auth(AuthCommand::Logout { connector }) => auth::logout(&dir, &connector).await,
         Command::Status { json } => connectors::status(&dir, json).await,
+        Command::Endpoint { action: None, json } => endpoint::show(&dir, json).await,
+        Command::Endpoint {
+            action: Some(action),
+            ..
+        } => {
+            let change = match action {
+                EndpointAction::On { port, no_token } => endpoint::Change {
+                    enabled: true,
+                    port,
+                    require_token: Some(!no_token),
+                },
+                EndpointAction::Off => endpoint::Change {
+                    enabled: false,
+                    port: None,
+                    require_token: None,
+                },
+            };
+            endpoint::change(&dir, change).await
+        }
         Command::Tools {
             action: Some(action),
             ..

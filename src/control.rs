@@ -7,6 +7,8 @@ pub use client::ControlClient;
 mod sideband;
 pub mod socket;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{RwLock, RwLockReadGuard, broadcast};
@@ -14,6 +16,7 @@ use tokio::sync::{RwLock, RwLockReadGuard, broadcast};
 use crate::call_log::CallOrigin;
 use crate::clients::{self, AiClient};
 use crate::daemon::{Daemon, DaemonError};
+use crate::endpoint::setting::{self, EndpointSetting, EndpointStatus, EndpointSwitch};
 use crate::import::{ImportSource, Places};
 use crate::wire::{Down, Request, WireError};
 use crate::{offerings, overview};
@@ -24,14 +27,21 @@ use crate::{offerings, overview};
 pub struct SharedDaemon {
     daemon: RwLock<Option<Daemon>>,
     events: broadcast::Sender<Down>,
+    endpoint: EndpointSwitch,
 }
 
 impl SharedDaemon {
     pub fn new(daemon: Daemon) -> Self {
         Self {
+            endpoint: EndpointSwitch::new(&daemon.registry().paths().dir),
             daemon: RwLock::new(Some(daemon)),
             events: broadcast::channel(64).0,
         }
+    }
+
+    /// The daemon's HTTP endpoint (off until restored from its setting, or started).
+    pub fn endpoint(&self) -> &EndpointSwitch {
+        &self.endpoint
     }
 
     /// The running daemon, held for as long as the guard lives (a shutdown waits for it).
@@ -57,8 +67,20 @@ impl SharedDaemon {
     }
 
     /// Answers `request` from the daemon, if it still runs.
-    pub async fn answer(&self, request: Request) -> Result<Value, WireError> {
-        answer(&*self.get().await?, request).await
+    pub async fn answer(self: &Arc<Self>, request: Request) -> Result<Value, WireError> {
+        match request {
+            Request::Endpoint {} => reply(self.endpoint.status().await),
+            Request::SetEndpoint {
+                enabled,
+                port,
+                require_token,
+            } => {
+                let current = self.endpoint.status().await.setting;
+                let next = endpoint_setting(current, enabled, port, require_token);
+                reply(self.endpoint.set(self, next).await?)
+            }
+            request => answer(&*self.get().await?, request).await,
+        }
     }
 }
 
@@ -186,6 +208,46 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
         Request::SignInWait { id } => reply(daemon.sign_in_finished(&id).await?),
         Request::SignOut { id } => reply(daemon.sign_out(&id).await?),
         Request::SignInStatus {} => reply(daemon.sign_in_status().await?),
+        // Without a running endpoint (an engine of a command's own): the setting alone.
+        Request::Endpoint {} => {
+            let dir = &daemon.registry().paths().dir;
+            reply(EndpointStatus {
+                setting: setting::load(dir)?,
+                url: None,
+                token_file: None,
+                problem: None,
+            })
+        }
+        Request::SetEndpoint {
+            enabled,
+            port,
+            require_token,
+        } => {
+            let dir = &daemon.registry().paths().dir;
+            let next = endpoint_setting(setting::load(dir)?, enabled, port, require_token);
+            let next = setting::checked(next)?;
+            setting::save(dir, &next).map_err(|e| WireError::new("endpoint", e.to_string()))?;
+            reply(EndpointStatus {
+                setting: next,
+                url: None,
+                token_file: None,
+                problem: None,
+            })
+        }
+    }
+}
+
+/// `current` with what a `set_endpoint` gave.
+fn endpoint_setting(
+    current: EndpointSetting,
+    enabled: bool,
+    port: Option<u16>,
+    require_token: Option<bool>,
+) -> EndpointSetting {
+    EndpointSetting {
+        enabled,
+        port: port.unwrap_or(current.port),
+        require_token: require_token.unwrap_or(current.require_token),
     }
 }
 

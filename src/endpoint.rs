@@ -12,6 +12,7 @@ mod offered;
 mod rounds;
 pub mod served;
 mod server;
+pub mod setting;
 mod sideband;
 mod upstream;
 mod uris;
@@ -19,6 +20,7 @@ mod uris;
 pub mod http;
 
 pub use server::{AggregatedServer, Following, Source};
+pub use setting::{EndpointSetting, EndpointStatus, EndpointSwitch};
 
 use crate::daemon::DaemonOptions;
 

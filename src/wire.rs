@@ -144,6 +144,17 @@ pub enum Request {
     },
     /// Whether each remote connector is signed in (never a token).
     SignInStatus {},
+    /// The HTTP endpoint's setting and where it serves ([`crate::endpoint::EndpointStatus`]).
+    Endpoint {},
+    /// Serves the HTTP endpoint as asked, and keeps the setting once it serves so; what is
+    /// left out stays as it was.
+    SetEndpoint {
+        enabled: bool,
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        require_token: Option<bool>,
+    },
 }
 
 impl Request {

@@ -69,6 +69,9 @@ pub fn run() {
             if let Ok(mut slot) = state.socket.lock() {
                 *slot = Some(socket);
             }
+            // The MCP endpoint, if the user turned it on (in the window or the CLI).
+            let daemon = state.daemon.clone();
+            tauri::async_runtime::spawn(async move { daemon.endpoint().restore(&daemon).await });
             app.manage(state);
             let tray = tray::install(app.handle(), logs.clone());
             // The icon is kept up to date even unseen: a host may start later.
@@ -127,6 +130,7 @@ fn shut_down<R: Runtime>(app: &AppHandle<R>) {
     let state = app.state::<AppState>();
     let socket = state.socket.lock().ok().and_then(|mut slot| slot.take());
     tauri::async_runtime::block_on(async {
+        state.daemon.endpoint().close().await;
         if let Some(socket) = socket {
             socket.close().await;
         }

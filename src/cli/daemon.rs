@@ -64,10 +64,16 @@ pub async fn sync_watch(
     let shared = std::sync::Arc::new(control::SharedDaemon::new(daemon));
     let socket = claimed.serve(shared.clone());
     tracing::info!(path = %socket.path().display(), "control socket ready");
-    let endpoint = match served.http {
-        None => None,
-        Some((addr, with_token)) => Some(serve_http(dir, shared.clone(), addr, with_token).await?),
-    };
+    match served.http {
+        // For this run only, whatever the endpoint setting says.
+        Some((addr, with_token)) => serve_http(dir, &shared, addr, with_token).await?,
+        None => {
+            shared.endpoint().restore(&shared).await;
+            if let Some(url) = shared.endpoint().status().await.url {
+                errln!("mcp: {url} (as set with `switchboard endpoint`)");
+            }
+        }
+    }
     let interrupted = shutdown_signal();
     tokio::pin!(interrupted);
     loop {
@@ -95,9 +101,7 @@ pub async fn sync_watch(
     if let Some(server) = metrics_server {
         let _ = server.await;
     }
-    if let Some(endpoint) = endpoint {
-        endpoint.close().await;
-    }
+    shared.endpoint().close().await;
     socket.close().await;
     if let Some(daemon) = shared.take().await {
         daemon.shutdown().await?;
@@ -108,30 +112,26 @@ pub async fn sync_watch(
 /// Starts the daemon's MCP endpoint and says where it is (and where its token is).
 async fn serve_http(
     dir: &Path,
-    daemon: std::sync::Arc<control::SharedDaemon>,
+    daemon: &std::sync::Arc<control::SharedDaemon>,
     addr: std::net::SocketAddr,
     with_token: bool,
-) -> Result<http::HttpEndpoint> {
-    let access = if with_token {
-        http::Access::Token(http::token(dir)?)
-    } else {
+) -> Result<()> {
+    if !with_token {
         errln!(
             "warning: the MCP endpoint takes requests without a token: any program on this \
              machine can call every tool"
         );
-        http::Access::Waived
-    };
-    let endpoint = http::HttpEndpoint::start(daemon, addr, access).await?;
+    }
+    let url = daemon.endpoint().serve_at(daemon, addr, with_token).await?;
     if with_token {
         errln!(
-            "mcp: {} (send Authorization: Bearer <the token in {}>)",
-            endpoint.url(),
+            "mcp: {url} (send Authorization: Bearer <the token in {}>)",
             http::token_path(dir).display()
         );
     } else {
-        errln!("mcp: {}", endpoint.url());
+        errln!("mcp: {url}");
     }
-    Ok(endpoint)
+    Ok(())
 }
 
 /// What to do with an empty registry: the commands that get a user going, naming the other

@@ -360,7 +360,7 @@ mod serve {
     }
 
     async fn answer(
-        daemon: &SharedDaemon,
+        daemon: &Arc<SharedDaemon>,
         call: Call,
         answers: &UnboundedSender<Down>,
         open: &OpenQuestions,

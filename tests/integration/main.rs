@@ -8,6 +8,7 @@ mod cli;
 mod clients;
 mod daemon;
 mod disk_faults;
+mod endpoint_setting;
 mod engine;
 mod hostile;
 mod interop;

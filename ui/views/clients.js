@@ -1,6 +1,8 @@
 // The Clients view: each AI client's config on this machine, whether it routes through
-// Switchboard, and installing (a preview first) or uninstalling Switchboard's one entry there.
+// Switchboard, and installing (a preview first) or uninstalling Switchboard's one entry there;
+// and the endpoint for clients that connect by URL.
 import { call } from '../app.js';
+import * as endpoint from './endpoint.js';
 
 const $ = (id) => document.getElementById(id);
 let previewed = null; // the client id whose preview is shown
@@ -10,6 +12,7 @@ export function init() {
   $('client-cancel').addEventListener('click', () => { $('client-preview').hidden = true; previewed = null; });
   $('clients-take-over').addEventListener('change', () => { if (previewed) install(previewed, false); });
   $('autostart').addEventListener('change', switchAutostart);
+  endpoint.init();
 }
 
 /** Turns start at login on or off, then shows what is true (a failure, inline). */
@@ -37,6 +40,7 @@ async function showAutostart() {
 
 export async function render() {
   await showAutostart();
+  await endpoint.render();
   const body = $('clients').tBodies[0];
   body.replaceChildren();
   for (const c of await call('clients')) {

@@ -3,6 +3,7 @@
 //! browser engine: on two cores, several at once would only race each other).
 
 mod ai_client;
+mod endpoint;
 mod signin;
 mod support;
 mod tray_host;
