@@ -57,10 +57,11 @@ function select(view) {
     tab.setAttribute('aria-selected', String(on));
     $(`view-${tab.dataset.view}`).hidden = !on;
   }
+  // The Clients and Calls views need no overview: shown even before the first one arrives.
+  if (view === 'clients') clients.render().catch(() => {});
+  if (view === 'calls') calls.render().catch(() => {});
   if (!latest) return;
   if (view === 'tools') tools.render(latest, { force: true }).catch(() => {});
-  if (view === 'calls') calls.render().catch(() => {});
-  if (view === 'clients') clients.render().catch(() => {});
   if (view === 'latency') latency.render(latest);
   if (view === 'registry') {
     registry.showManifest(latest);
