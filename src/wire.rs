@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The call (not a [`Request`]: it is about the connection, not the daemon) after which a
-/// client hears the daemon's events and `Show` as they happen. The window makes it.
+/// client hears the daemon's events and `Show` as they happen. The window makes it; with
+/// `args` `{"only": "tools"}` (`serve`), only [`TOOLS_EVENT`] comes, not every overview.
 pub const SUBSCRIBE: &str = "subscribe";
 
 /// The call (about the connection, like [`SUBSCRIBE`]) that cancels the client's call

@@ -108,11 +108,22 @@ impl ControlClient {
     /// From now on the daemon's events ([`Down::Event`], `Down::Show`) arrive on the receiver
     /// (until [`ControlClient::closed`]).
     pub async fn subscribe(&self) -> Result<broadcast::Receiver<Down>, WireError> {
+        self.subscribe_with(Value::Null).await
+    }
+
+    /// Like [`ControlClient::subscribe`], but only the served tools' changes
+    /// ([`crate::wire::TOOLS_EVENT`]) arrive.
+    pub async fn subscribe_to_tools(&self) -> Result<broadcast::Receiver<Down>, WireError> {
+        self.subscribe_with(serde_json::json!({"only": "tools"}))
+            .await
+    }
+
+    async fn subscribe_with(&self, args: Value) -> Result<broadcast::Receiver<Down>, WireError> {
         let events = self.events.subscribe();
         let call = crate::wire::Call {
             id: self.next_id(),
             command: crate::wire::SUBSCRIBE.into(),
-            args: Value::Null,
+            args,
         };
         self.send(call).await?;
         Ok(events)

@@ -281,7 +281,10 @@ mod serve {
                             let _ = answers.send(Down::Answer { id: 0, result: Err(error) });
                         }
                         Ok(call) if call.command == wire::SUBSCRIBE => {
-                            events = Some(daemon.events());
+                            // `serve` follows the served tools only: every overview (one per
+                            // call's figures) would be parsed and dropped by each AI client's.
+                            let tools_only = call.args["only"] == "tools";
+                            events = (!tools_only).then(|| daemon.events());
                             tool_changes = daemon.get().await.ok().map(|d| d.tool_changes());
                             let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
                         }

@@ -113,7 +113,9 @@ impl Upstream {
     /// What tells of catalog changes from now on.
     pub async fn changes(&self) -> Result<Changes, WireError> {
         Ok(match self {
-            Self::Daemon(client) => Changes::Daemon(client.subscribe().await?, client.clone()),
+            Self::Daemon(client) => {
+                Changes::Daemon(client.subscribe_to_tools().await?, client.clone())
+            }
             Self::Embedded(daemon) | Self::Local(daemon) => {
                 let mut changes = daemon.get().await?.tool_changes();
                 changes.borrow_and_update();

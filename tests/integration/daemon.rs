@@ -397,3 +397,59 @@ async fn an_empty_first_run_says_how_to_get_going_naming_the_clients_found() {
     );
     assert!(text.contains("registry add NAME --url URL"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tools_only_subscriber_hears_tool_changes_and_no_overview() {
+    use std::sync::Arc;
+    use switchboard::control::{ControlClient, SharedDaemon, socket};
+    use switchboard::daemon::{Daemon as Engine, DaemonOptions};
+    use switchboard::wire::{Down, TOOLS_EVENT};
+
+    let fixture = switchboard_fixture::Fixture::start(switchboard_fixture::Knobs::default())
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_cli(
+        tmp.path(),
+        &["registry", "add", "fx", "--url", &fixture.url()],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let claimed = socket::claim(tmp.path()).unwrap();
+    let engine = Engine::start(DaemonOptions {
+        config_dir: tmp.path().to_path_buf(),
+        manifest: None,
+    })
+    .await
+    .unwrap();
+    let shared = Arc::new(SharedDaemon::new(engine));
+    let served = claimed.serve(shared.clone());
+    let client = ControlClient::connect(tmp.path()).await.unwrap().unwrap();
+    let mut tools_only = client.subscribe_to_tools().await.unwrap();
+    let window = ControlClient::connect(tmp.path()).await.unwrap().unwrap();
+    let mut everything = window.subscribe().await.unwrap();
+
+    // What the app tells its window of every overview.
+    shared.tell(Down::Event {
+        name: "overview".into(),
+        payload: serde_json::json!({}),
+    });
+    let heard = tokio::time::timeout(DEADLINE, everything.recv()).await;
+    assert!(
+        matches!(heard, Ok(Ok(Down::Event { ref name, .. })) if name == "overview"),
+        "the window hears it: {heard:?}"
+    );
+    // The connector comes up (or, had it already, is switched off): the tools change.
+    let out = run_cli(tmp.path(), &["registry", "disable", "fx"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = tokio::time::timeout(DEADLINE, tools_only.recv()).await;
+    assert!(
+        matches!(first, Ok(Ok(Down::Event { ref name, .. })) if name == TOOLS_EVENT),
+        "the first event a tools-only subscriber hears is a tool change: {first:?}"
+    );
+    drop((client, window));
+    served.close().await;
+    if let Some(engine) = shared.take().await {
+        engine.shutdown().await.unwrap();
+    }
+}
