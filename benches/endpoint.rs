@@ -434,6 +434,13 @@ async fn main() {
         let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(big.url());
         ().serve(transport).await.expect("the big server")
     };
+    // rmcp's client caches lists for as long as the server's `ttlMs` says (the fixture: 60 s,
+    // serve: 0): without this the baseline would time a cache, not a listing.
+    for peer in [&lister, &big_lister] {
+        peer.peer()
+            .set_response_cache_config(rmcp::ClientCacheConfig::disabled())
+            .await;
+    }
     let (mut list_ms, mut list_added_ms) = (Vec::new(), Vec::new());
     let time_list = |peer: &rmcp::service::RunningService<rmcp::RoleClient, ()>| {
         let peer = peer.peer().clone();
