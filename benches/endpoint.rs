@@ -294,19 +294,34 @@ async fn throughput(path: &Route, in_flight: usize) -> f64 {
     done.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The resident memory of the `switchboard serve` started for `config`, in MB.
-fn serve_rss_mb(config: &Path) -> f64 {
+/// The memory of the `switchboard serve` started for `config`, in MB: resident (RSS), its
+/// proportional share (PSS: pages shared with the daemon, the same binary, count by half) and
+/// its own (private: what it adds to the machine).
+struct Memory {
+    rss: f64,
+    pss: f64,
+    private: f64,
+}
+
+fn serve_memory(config: &Path) -> Memory {
     let wanted = format!("--config-dir\0{}\0serve", config.display());
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmdline).contains(&wanted) {
-            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-            let kb: f64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(f64::NAN);
-            return kb / 1024.0;
+            let rollup =
+                std::fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
+            let kb = |field: &str| -> f64 {
+                rollup
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or(f64::NAN)
+            };
+            return Memory {
+                rss: kb("Rss:") / 1024.0,
+                pss: kb("Pss:") / 1024.0,
+                private: (kb("Private_Clean:") + kb("Private_Dirty:")) / 1024.0,
+            };
         }
     }
     panic!("the serve process for {} is running", config.display())
@@ -397,7 +412,7 @@ async fn main() {
     for path in &paths {
         per_second.push(throughput(path, IN_FLIGHT).await);
     }
-    let rss = serve_rss_mb(config.path());
+    let memory = serve_memory(config.path());
 
     // tools/list of 5,000 tools: a second daemon over 50 servers of 100 tools each.
     let listing = Knobs {
@@ -494,10 +509,13 @@ async fn main() {
     }
     println!(
         "tools/list of {} tools through serve: p50 {:.2} ms (p50 {:.2} ms more than one server \
-         listing as many itself, paired); serve RSS {rss:.1} MB",
+         listing as many itself, paired); serve RSS {:.1} MB (PSS {:.1}, private {:.1})",
         LIST_SERVERS * LIST_TOOLS,
         percentile(&list_ms, 0.5),
-        percentile(&list_added_ms, 0.5)
+        percentile(&list_added_ms, 0.5),
+        memory.rss,
+        memory.pss,
+        memory.private
     );
     let peer_p99 = |k: usize| round1(percentile(&one[k], 0.99));
     let better_peer = peer_p99(2).min(peer_p99(3));
@@ -513,7 +531,9 @@ async fn main() {
         "throughput_per_s": {"direct": per_second[0].round(), "serve": per_second[1].round(), "http": per_second[2].round(), "mcp-hub": per_second[3].round(), "fastmcp": per_second[4].round()},
         "tools_list_5000_ms": (percentile(&list_ms, 0.5) * 100.0).round() / 100.0,
         "tools_list_5000_added_ms": (percentile(&list_added_ms, 0.5) * 100.0).round() / 100.0,
-        "serve_rss_mb": round1(rss),
+        "serve_rss_mb": round1(memory.rss),
+        "serve_pss_mb": round1(memory.pss),
+        "serve_private_mb": round1(memory.private),
     });
     let _ = lister.cancel().await;
     drop(paths);
