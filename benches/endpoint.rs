@@ -296,11 +296,13 @@ async fn throughput(path: &Route, in_flight: usize) -> f64 {
 
 /// The memory of the `switchboard serve` started for `config`, in MB: resident (RSS), its
 /// proportional share (PSS: pages shared with the daemon, the same binary, count by half) and
-/// its own (private: what it adds to the machine).
+/// its own (private), and of that its anonymous memory (heap and stacks: the rest is the
+/// binary's pages, clean and shared with every other `serve`).
 struct Memory {
     rss: f64,
     pss: f64,
     private: f64,
+    anonymous: f64,
 }
 
 fn serve_memory(config: &Path) -> Memory {
@@ -321,6 +323,7 @@ fn serve_memory(config: &Path) -> Memory {
                 rss: kb("Rss:") / 1024.0,
                 pss: kb("Pss:") / 1024.0,
                 private: (kb("Private_Clean:") + kb("Private_Dirty:")) / 1024.0,
+                anonymous: kb("Anonymous:") / 1024.0,
             };
         }
     }
@@ -509,13 +512,14 @@ async fn main() {
     }
     println!(
         "tools/list of {} tools through serve: p50 {:.2} ms (p50 {:.2} ms more than one server \
-         listing as many itself, paired); serve RSS {:.1} MB (PSS {:.1}, private {:.1})",
+         listing as many itself, paired); serve RSS {:.1} MB (PSS {:.1}, private {:.1}, anonymous {:.1})",
         LIST_SERVERS * LIST_TOOLS,
         percentile(&list_ms, 0.5),
         percentile(&list_added_ms, 0.5),
         memory.rss,
         memory.pss,
-        memory.private
+        memory.private,
+        memory.anonymous
     );
     let peer_p99 = |k: usize| round1(percentile(&one[k], 0.99));
     let better_peer = peer_p99(2).min(peer_p99(3));
@@ -534,6 +538,7 @@ async fn main() {
         "serve_rss_mb": round1(memory.rss),
         "serve_pss_mb": round1(memory.pss),
         "serve_private_mb": round1(memory.private),
+        "serve_anon_mb": round1(memory.anonymous),
     });
     let _ = lister.cancel().await;
     drop(paths);
