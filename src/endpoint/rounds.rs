@@ -197,6 +197,14 @@ mod tests {
         (Question { asked, answer }, answered)
     }
 
+    /// A call of `tool` parked on a question: its state, and where its answer arrives.
+    fn parked(rounds: &Rounds, tool: &str) -> (String, oneshot::Receiver<ElicitResult>) {
+        let (call, _questions) = running(tool);
+        let (asked, answered) = question();
+        let asking = rounds.park(call, asked).ok().expect("room to park");
+        (asking.request_state.expect("a state"), answered)
+    }
+
     #[tokio::test]
     async fn a_state_carries_its_answer_once_and_to_the_same_tool_only() {
         let rounds = Rounds::default();
@@ -228,14 +236,7 @@ mod tests {
             "never handed out"
         );
 
-        let (call, _questions) = running("fx_tool");
-        let (asked, answered) = question();
-        let state = rounds
-            .park(call, asked)
-            .ok()
-            .unwrap()
-            .request_state
-            .unwrap();
+        let (state, answered) = parked(&rounds, "fx_tool");
         let other = rounds.resume(&state, "other_tool", None);
         assert!(other.err().unwrap().message.contains("\"fx_tool\""));
         assert!(
@@ -248,14 +249,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_answer_declines_and_too_many_waiting_calls_decline() {
         let rounds = Rounds::default();
-        let (call, _questions) = running("fx_tool");
-        let (asked, answered) = question();
-        let state = rounds
-            .park(call, asked)
-            .ok()
-            .unwrap()
-            .request_state
-            .unwrap();
+        let (state, answered) = parked(&rounds, "fx_tool");
         let garbled = InputResponses::from([(QUESTION_KEY.to_owned(), serde_json::json!(7))]);
         assert!(rounds.resume(&state, "fx_tool", Some(garbled)).is_ok());
         assert_eq!(answered.await.unwrap().action, ElicitationAction::Decline);
