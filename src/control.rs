@@ -16,7 +16,7 @@ use tokio::sync::{RwLock, RwLockReadGuard, broadcast};
 use crate::call_log::CallOrigin;
 use crate::clients::{self, AiClient};
 use crate::daemon::{Daemon, DaemonError};
-use crate::endpoint::setting::{self, EndpointSetting, EndpointStatus, EndpointSwitch};
+use crate::endpoint::setting::{self, EndpointStatus, EndpointSwitch};
 use crate::import::{ImportSource, Places};
 use crate::wire::{Down, Request, WireError};
 use crate::{offerings, overview};
@@ -76,7 +76,7 @@ impl SharedDaemon {
                 require_token,
             } => {
                 let current = self.endpoint.status().await.setting;
-                let next = endpoint_setting(current, enabled, port, require_token);
+                let next = current.changed(enabled, port, require_token);
                 reply(self.endpoint.set(self, next).await?)
             }
             request => answer(&*self.get().await?, request).await,
@@ -209,45 +209,18 @@ pub async fn answer(daemon: &Daemon, request: Request) -> Result<Value, WireErro
         Request::SignOut { id } => reply(daemon.sign_out(&id).await?),
         Request::SignInStatus {} => reply(daemon.sign_in_status().await?),
         // Without a running endpoint (an engine of a command's own): the setting alone.
-        Request::Endpoint {} => {
-            let dir = &daemon.registry().paths().dir;
-            reply(EndpointStatus {
-                setting: setting::load(dir)?,
-                url: None,
-                token_file: None,
-                problem: None,
-            })
-        }
+        Request::Endpoint {} => reply(EndpointStatus::kept(setting::load(
+            &daemon.registry().paths().dir,
+        )?)),
         Request::SetEndpoint {
             enabled,
             port,
             require_token,
         } => {
             let dir = &daemon.registry().paths().dir;
-            let next = endpoint_setting(setting::load(dir)?, enabled, port, require_token);
-            let next = setting::checked(next)?;
-            setting::save(dir, &next).map_err(|e| WireError::new("endpoint", e.to_string()))?;
-            reply(EndpointStatus {
-                setting: next,
-                url: None,
-                token_file: None,
-                problem: None,
-            })
+            let kept = setting::keep_change(dir, enabled, port, require_token)?;
+            reply(EndpointStatus::kept(kept))
         }
-    }
-}
-
-/// `current` with what a `set_endpoint` gave.
-fn endpoint_setting(
-    current: EndpointSetting,
-    enabled: bool,
-    port: Option<u16>,
-    require_token: Option<bool>,
-) -> EndpointSetting {
-    EndpointSetting {
-        enabled,
-        port: port.unwrap_or(current.port),
-        require_token: require_token.unwrap_or(current.require_token),
     }
 }
 

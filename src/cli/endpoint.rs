@@ -22,10 +22,8 @@ pub async fn show(dir: &Path, json: bool) -> Result<()> {
     let status = match ControlClient::connect(dir).await? {
         Some(daemon) => serde_json::from_value(daemon.ask(Request::Endpoint {}).await?)?,
         None => EndpointStatus {
-            setting: setting::load(dir)?,
-            url: None,
-            token_file: None,
             problem: Some("no daemon runs: nothing serves".into()),
+            ..EndpointStatus::kept(setting::load(dir)?)
         },
     };
     if json {
@@ -53,13 +51,7 @@ pub async fn change(dir: &Path, change: Change) -> Result<()> {
             print_status(&status)?;
         }
         None => {
-            let current = setting::load(dir)?;
-            let next = setting::checked(setting::EndpointSetting {
-                enabled,
-                port: port.unwrap_or(current.port),
-                require_token: require_token.unwrap_or(current.require_token),
-            })?;
-            setting::save(dir, &next)?;
+            setting::keep_change(dir, enabled, port, require_token)?;
             let when = if enabled { "on" } else { "off" };
             outln!("kept: the endpoint is {when} from the daemon's next start (none runs now)");
         }

@@ -45,6 +45,17 @@ fn required() -> bool {
     true
 }
 
+impl EndpointSetting {
+    /// This setting with what a `set_endpoint` gave; what it left out stays.
+    pub fn changed(self, enabled: bool, port: Option<u16>, require_token: Option<bool>) -> Self {
+        Self {
+            enabled,
+            port: port.unwrap_or(self.port),
+            require_token: require_token.unwrap_or(self.require_token),
+        }
+    }
+}
+
 impl Default for EndpointSetting {
     fn default() -> Self {
         Self {
@@ -69,6 +80,18 @@ pub struct EndpointStatus {
     pub problem: Option<String>,
 }
 
+impl EndpointStatus {
+    /// A kept setting, with nothing serving it (no daemon runs here).
+    pub fn kept(setting: EndpointSetting) -> Self {
+        Self {
+            setting,
+            url: None,
+            token_file: None,
+            problem: None,
+        }
+    }
+}
+
 /// The setting kept in `dir`; the default (off) when there is none.
 pub fn load(dir: &Path) -> Result<EndpointSetting, WireError> {
     let path = dir.join(SETTING_FILE);
@@ -89,6 +112,18 @@ pub fn save(dir: &Path, setting: &EndpointSetting) -> Result<(), IoAt> {
     let mut text = serde_json::to_vec_pretty(setting).unwrap_or_default();
     text.push(b'\n');
     durable::replace_file(&dir.join(SETTING_FILE), &text)
+}
+
+/// Keeps a change of the setting in `dir` without serving it (for the daemon's next start).
+pub fn keep_change(
+    dir: &Path,
+    enabled: bool,
+    port: Option<u16>,
+    require_token: Option<bool>,
+) -> Result<EndpointSetting, WireError> {
+    let next = checked(load(dir)?.changed(enabled, port, require_token))?;
+    save(dir, &next).map_err(|e| WireError::new("endpoint", e.to_string()))?;
+    Ok(next)
 }
 
 /// `setting` if its port is one a user may choose.
