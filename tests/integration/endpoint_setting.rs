@@ -139,6 +139,19 @@ async fn with_no_daemon_the_setting_is_kept_for_the_next_start_and_checked() {
     assert_eq!(status["requireToken"], false, "{status}");
     assert_eq!(status["port"], 7420, "{status}");
 
+    // A link planted where the setting is kept: the save replaces the link, never writes
+    // through it.
+    let elsewhere = dir.join("elsewhere.json");
+    std::fs::write(&elsewhere, b"{\"enabled\": false}").unwrap();
+    std::fs::remove_file(dir.join("endpoint.json")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("endpoint.json")).unwrap();
+    let out = run_cli(dir, &["endpoint", "on", "--port", "7555"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), b"{\"enabled\": false}");
+    let kept = std::fs::symlink_metadata(dir.join("endpoint.json")).unwrap();
+    assert!(kept.file_type().is_file(), "the link itself was replaced");
+    assert_eq!(endpoint_status(dir).await["port"], 7555);
+
     std::fs::write(
         dir.join("endpoint.json"),
         b"{\"enabled\": true, \"prot\": 1}",
