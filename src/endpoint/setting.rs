@@ -221,21 +221,38 @@ impl EndpointSwitch {
         let mut state = self.state.lock().await;
         let previous = state.setting;
         let serving = state.endpoint.is_some();
-        if previous != next || serving != next.enabled {
+        let restart = previous != next || serving != next.enabled;
+        if restart {
             self.stop(&mut state).await;
             if let Err(error) = self.start(&mut state, daemon, next).await {
-                if previous.enabled
-                    && let Err(again) = self.start(&mut state, daemon, previous).await
-                {
-                    state.problem = Some(again.message);
-                }
+                self.serve_again(&mut state, daemon, previous).await;
                 return Err(error);
             }
         }
-        save(&self.dir, &next).map_err(|e| WireError::new("endpoint", e.to_string()))?;
+        // A change that cannot be kept is not applied either: it would be undone at the next
+        // start, unasked.
+        if let Err(error) = save(&self.dir, &next) {
+            if restart {
+                self.stop(&mut state).await;
+                self.serve_again(&mut state, daemon, previous).await;
+            }
+            return Err(WireError::new("endpoint", error.to_string()));
+        }
         state.setting = next;
         state.problem = None;
         Ok(self.status_of(&state))
+    }
+
+    /// Serves as `previous` said again, after a change that could not be made.
+    async fn serve_again(
+        &self,
+        state: &mut Serving,
+        daemon: &Arc<SharedDaemon>,
+        previous: EndpointSetting,
+    ) {
+        if let Err(again) = self.start(state, daemon, previous).await {
+            state.problem = Some(again.message);
+        }
     }
 
     /// Stops serving (the daemon's shutdown).
