@@ -51,7 +51,14 @@ pub(super) async fn connect(
     };
     let signed = signed.as_ref();
     if let Some(known) = known {
-        match connect_as(spec, http, events.clone(), known, signed).await {
+        let mut attempt = connect_as(spec, http, events.clone(), known, signed).await;
+        let over_http = matches!(spec.endpoint, Endpoint::Http { .. });
+        if over_http && matches!(attempt, Err(SessionError::Transport { .. })) {
+            // A kept-alive connection the server closed (it restarted) fails the first request
+            // sent on it; the pool has dropped it now, and a fresh one says whether it changed.
+            attempt = connect_as(spec, http, events.clone(), known, signed).await;
+        }
+        match attempt {
             // It may have been upgraded or replaced: detect afresh, unless it was not reached,
             // did not answer in time or refused the credentials, which would say nothing new.
             Err(error)
