@@ -14,6 +14,7 @@ pub mod served;
 mod server;
 pub mod setting;
 mod sideband;
+mod stdio;
 mod upstream;
 mod uris;
 
@@ -37,7 +38,7 @@ pub async fn serve_stdio(options: DaemonOptions) -> Result<(), EndpointError> {
     use rmcp::ServiceExt as _;
 
     let (server, following) = AggregatedServer::start(Source::Open(options));
-    let outcome = match server.serve(rmcp::transport::stdio()).await {
+    let outcome = match server.serve(stdio::streams()).await {
         Ok(running) => {
             let _ = running.waiting().await;
             Ok(())
