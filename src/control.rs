@@ -4,6 +4,8 @@
 
 pub mod client;
 pub use client::ControlClient;
+#[cfg(unix)]
+mod mcp;
 mod sideband;
 pub mod socket;
 

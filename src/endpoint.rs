@@ -9,6 +9,7 @@
 mod calls;
 pub mod naming;
 mod offered;
+mod relay;
 mod rounds;
 pub mod served;
 mod server;
@@ -33,9 +34,14 @@ pub enum EndpointError {
     Handshake(String),
 }
 
-/// Serves MCP on stdin/stdout until the client closes it, then stops what it started.
+/// Serves MCP on stdin/stdout until the client closes it, then stops what it started: with a
+/// daemon running, the daemon serves the session and this process passes it along.
 pub async fn serve_stdio(options: DaemonOptions) -> Result<(), EndpointError> {
     use rmcp::ServiceExt as _;
+    if let Some(link) = relay::open(&options.config_dir).await {
+        relay::run(link, options).await;
+        return Ok(());
+    }
 
     let (server, following) = AggregatedServer::start(Source::Open(options));
     let outcome = match server.serve(stdio::streams()).await {

@@ -22,6 +22,10 @@ pub const CANCEL: &str = "cancel";
 /// [`Down::Question`] `args.question` with `args.answer` (an `ElicitResult`).
 pub const ANSWER: &str = "answer";
 
+/// The call (about the connection) after whose answer the connection carries one MCP session
+/// instead, served by the daemon itself: `serve` makes it, then only passes lines along.
+pub const MCP: &str = "mcp";
+
 /// The event a subscribed client hears when the catalog changes (a tool came or went): ask
 /// [`Request::Tools`] again.
 pub const TOOLS_EVENT: &str = "tools";

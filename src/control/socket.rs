@@ -214,6 +214,7 @@ mod serve {
     use tokio_util::sync::CancellationToken;
 
     use crate::control::SharedDaemon;
+    use crate::control::mcp::McpDoor;
     use crate::control::sideband::{self, OpenQuestions};
     use crate::wire::{self, Call, Down, Request, WireError};
 
@@ -223,6 +224,7 @@ mod serve {
         stop: CancellationToken,
     ) {
         let uid = super::current_uid();
+        let door = Arc::new(McpDoor::new(daemon.clone()));
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
@@ -233,7 +235,8 @@ mod serve {
                         // processes and anyone who was handed the socket.
                         let peer = stream.peer_cred().map(|c| c.uid());
                         if peer.as_ref().is_ok_and(|&p| p == uid) {
-                            connections.spawn(connection(stream, daemon.clone(), stop.clone()));
+                            let (daemon, door) = (daemon.clone(), door.clone());
+                            connections.spawn(connection(stream, daemon, door, stop.clone()));
                         } else {
                             tracing::warn!(?peer, "control socket: refused a client of another user");
                         }
@@ -244,10 +247,17 @@ mod serve {
             }
         }
         connections.shutdown().await;
+        door.close().await;
     }
 
-    async fn connection(stream: UnixStream, daemon: Arc<SharedDaemon>, stop: CancellationToken) {
+    async fn connection(
+        stream: UnixStream,
+        daemon: Arc<SharedDaemon>,
+        door: Arc<McpDoor>,
+        stop: CancellationToken,
+    ) {
         let (mut to_client, mut from_client) = Framed::new(stream, wire::codec()).split();
+        let mut switched = false;
         let (answers, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Down>();
         let mut calls = JoinSet::new();
         // The calls still running, by the client's id, so it can cancel one.
@@ -287,6 +297,11 @@ mod serve {
                             events = (!tools_only).then(|| daemon.events());
                             tool_changes = daemon.get().await.ok().map(|d| d.tool_changes());
                             let _ = answers.send(Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) });
+                        }
+                        Ok(call) if call.command == wire::MCP => {
+                            let agreed = Down::Answer { id: call.id, result: Ok(serde_json::Value::Null) };
+                            switched = to_client.send(line_of(&agreed)).await.is_ok();
+                            break;
                         }
                         Ok(call) if call.command == wire::CANCEL => {
                             // Dropping the call drops its upstream request, which tells the
@@ -334,6 +349,13 @@ mod serve {
         }
         // Calls still running are dropped with the client that asked.
         calls.shutdown().await;
+        if switched && let Ok(framed) = to_client.reunite(from_client) {
+            let parts = framed.into_parts();
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = door.serve(parts.io, parts.read_buf.to_vec()) => {}
+            }
+        }
     }
 
     /// The next event for a subscribed client; never, for one that has not subscribed. One
