@@ -133,3 +133,53 @@ fn on_a_full_disk_a_failed_edit_is_not_applied_and_leaves_nothing() {
     );
     assert_eq!(names_listed(dir), ["a", "b"]);
 }
+
+/// Whether anything accepts connections on 127.0.0.1:`port`.
+fn listening(port: &str) -> bool {
+    std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()
+}
+
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_change_the_daemon_cannot_save_is_not_served_either() {
+    let Some(disk) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let dir = &disk.path;
+    let _daemon = crate::daemon::start_daemon_with(dir, &[]).await;
+    // The token is made at the first `on`; with it there, only the setting's save can fail.
+    let out = run_cli(dir, &["endpoint", "on", "--port", &free_port()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_cli(dir, &["endpoint", "off"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let port = free_port();
+
+    // The daemon keeps files open for writing, so the disk cannot be remounted read-only
+    // under it: it is filled instead.
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut file, &[0; 4096]).is_ok() {}
+    while std::io::Write::write_all(&mut file, &[0]).is_ok() {}
+    drop(file);
+    let out = run_cli(dir, &["endpoint", "on", "--port", &port]).await;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let why = stderr(&out);
+    assert!(
+        why.contains("endpoint.json") && why.contains("No space left"),
+        "says what could not be saved, and why: {why}"
+    );
+    assert!(
+        !listening(&port),
+        "a change that would be undone at the next start is not served now"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let status = crate::daemon::json(&run_cli(dir, &["endpoint", "--json"]).await);
+    assert_eq!(status["enabled"], false, "as it was: {status}");
+    let out = run_cli(dir, &["endpoint", "on", "--port", &port]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(listening(&port), "saved, then served");
+}
