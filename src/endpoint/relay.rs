@@ -248,6 +248,9 @@ impl Session {
     /// are replayed): a tool error for a call, so the model reads why, an error for the rest.
     fn caught_in_switch(&mut self) -> Vec<String> {
         let why = "Switchboard's daemon stopped while this was asked; ask again";
+        // A session opened with `initialize` is of the 2025 era or older; one without, of the
+        // 2026-07-28 era, whose results say what they are.
+        let stateless = self.opening.is_empty();
         let listening = &self.listening;
         let mut answers = Vec::new();
         self.waiting.retain(|key, (id, method)| {
@@ -255,8 +258,12 @@ impl Session {
                 return true;
             }
             let answer = if method == "tools/call" {
-                json!({"jsonrpc": "2.0", "id": id, "result": {
-                    "content": [{"type": "text", "text": why}], "isError": true}})
+                let mut result =
+                    json!({"content": [{"type": "text", "text": why}], "isError": true});
+                if stateless {
+                    result["resultType"] = "complete".into();
+                }
+                json!({"jsonrpc": "2.0", "id": id, "result": result})
             } else {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": why}})
             };
@@ -321,6 +328,15 @@ mod tests {
     }
 
     #[test]
+    fn a_call_of_a_session_opened_without_initialize_is_answered_as_2026_results_are() {
+        let mut session = Session::default();
+        session.client_sent(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#);
+        let answers = session.caught_in_switch();
+        let answer: Value = serde_json::from_str(&answers[0]).expect("JSON");
+        assert_eq!(answer["result"]["resultType"], "complete", "{answer}");
+    }
+
+    #[test]
     fn a_switch_answers_what_waits_and_reopens_the_same_session() {
         let mut session = Session::default();
         let initialize = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
@@ -355,6 +371,7 @@ mod tests {
         let answer: Value = serde_json::from_str(&answers[0]).expect("JSON");
         assert_eq!(answer["id"], 5);
         assert_eq!(answer["result"]["isError"], true, "a tool error: {answer}");
+        assert!(answer["result"].get("resultType").is_none(), "{answer}");
         let replayed = session.reopening();
         assert_eq!(replayed, vec![initialize, initialized, listen]);
         let notice = session.server_sent(init_answer).unwrap_or_default();

@@ -21,6 +21,7 @@ mod quotas;
 mod registry_api;
 mod registry_crash;
 mod registry_files;
+mod relay;
 mod sdk;
 mod serve;
 mod signin;
