@@ -19,35 +19,38 @@ pub fn streams() -> (Reader, Writer) {
 #[cfg(unix)]
 fn reader() -> Reader {
     use std::os::fd::AsFd as _;
-    match own(std::io::stdin().as_fd()) {
-        Some(Stream::Pipe(file)) => match tokio::net::unix::pipe::Receiver::from_file(file) {
-            Ok(pipe) => return Box::pin(pipe),
-            Err(error) => tracing::debug!(%error, "stdin: a pipe the event loop cannot read"),
-        },
-        Some(Stream::Socket(socket)) => match socket_of(socket) {
-            Ok(socket) => return Box::pin(socket),
-            Err(error) => tracing::debug!(%error, "stdin: a socket the event loop cannot read"),
-        },
-        None => {}
-    }
-    Box::pin(tokio::io::stdin())
+    let pipe = |file| Ok(Box::pin(tokio::net::unix::pipe::Receiver::from_file(file)?) as Reader);
+    driven(std::io::stdin().as_fd(), "stdin", pipe, |socket| {
+        Box::pin(socket)
+    })
+    .unwrap_or_else(|| Box::pin(tokio::io::stdin()))
 }
 
 #[cfg(unix)]
 fn writer() -> Writer {
     use std::os::fd::AsFd as _;
-    match own(std::io::stdout().as_fd()) {
-        Some(Stream::Pipe(file)) => match tokio::net::unix::pipe::Sender::from_file(file) {
-            Ok(pipe) => return Box::pin(pipe),
-            Err(error) => tracing::debug!(%error, "stdout: a pipe the event loop cannot write"),
-        },
-        Some(Stream::Socket(socket)) => match socket_of(socket) {
-            Ok(socket) => return Box::pin(socket),
-            Err(error) => tracing::debug!(%error, "stdout: a socket the event loop cannot write"),
-        },
-        None => {}
-    }
-    Box::pin(tokio::io::stdout())
+    let pipe = |file| Ok(Box::pin(tokio::net::unix::pipe::Sender::from_file(file)?) as Writer);
+    driven(std::io::stdout().as_fd(), "stdout", pipe, |socket| {
+        Box::pin(socket)
+    })
+    .unwrap_or_else(|| Box::pin(tokio::io::stdout()))
+}
+
+/// `fd` as the event loop's, through `pipe` or `socket` as it is one or the other.
+#[cfg(unix)]
+fn driven<T>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    pipe: impl FnOnce(std::fs::File) -> std::io::Result<T>,
+    socket: impl FnOnce(tokio::net::UnixStream) -> T,
+) -> Option<T> {
+    let driven = match own(fd)? {
+        Stream::Pipe(file) => pipe(file),
+        Stream::Socket(fd) => socket_of(fd).map(socket),
+    };
+    driven
+        .inspect_err(|error| tracing::debug!(%error, "{name}: the event loop cannot drive it"))
+        .ok()
 }
 
 #[cfg(not(unix))]
