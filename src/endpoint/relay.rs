@@ -91,9 +91,7 @@ pub async fn run(link: Link, options: DaemonOptions) {
             },
             line = link.next() => match line {
                 Some(Ok(line)) => {
-                    if let Some(line) = session.server_sent(line)
-                        && to_client.send(line).await.is_err()
-                    {
+                    if to_client.send(session.server_sent(line)).await.is_err() {
                         break;
                     }
                     false
@@ -226,17 +224,17 @@ impl Session {
 
     /// What to pass on for `line` from the server: itself, or for the answer to a replayed
     /// opening a word that the tools may have changed (the client was told of another set).
-    fn server_sent(&mut self, line: String) -> Option<String> {
+    fn server_sent(&mut self, line: String) -> String {
         let Some(id) = answered_id(&line) else {
-            return Some(line);
+            return line;
         };
         if self.reopened.as_deref() == Some(id.as_str()) {
             self.reopened = None;
             let changed = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
-            return Some(changed.to_string());
+            return changed.to_string();
         }
         self.answered(&id);
-        Some(line)
+        line
     }
 
     fn answered(&mut self, id: &str) {
@@ -359,12 +357,9 @@ mod tests {
             session.client_sent(line);
         }
         let init_answer = r#"{"jsonrpc":"2.0","id":0,"result":{}}"#.to_string();
-        assert_eq!(
-            session.server_sent(init_answer.clone()),
-            Some(init_answer.clone())
-        );
+        assert_eq!(session.server_sent(init_answer.clone()), init_answer);
         let list_answer = r#"{"jsonrpc":"2.0","id":6,"result":{"tools":[]}}"#.to_string();
-        assert_eq!(session.server_sent(list_answer.clone()), Some(list_answer));
+        assert_eq!(session.server_sent(list_answer.clone()), list_answer);
 
         let answers = session.caught_in_switch();
         assert_eq!(answers.len(), 1, "the call alone still waited: {answers:?}");
@@ -374,7 +369,7 @@ mod tests {
         assert!(answer["result"].get("resultType").is_none(), "{answer}");
         let replayed = session.reopening();
         assert_eq!(replayed, vec![initialize, initialized, listen]);
-        let notice = session.server_sent(init_answer).unwrap_or_default();
+        let notice = session.server_sent(init_answer);
         assert!(notice.contains("tools/list_changed"), "{notice}");
     }
 }
